@@ -1,0 +1,90 @@
+"""Group commit for one seat block: every change waiting to be written goes in one transaction.
+
+While a transaction is in flight, new changes queue up; the next transaction takes all of
+them (up to ``batch_changes_max``). So the busier the block, the larger its batches, and
+the cost of a commit is shared by everyone who waited for it.
+
+A batch the store refuses is split by what can be taken back: changes that claimed seats
+(holds, re-grants) are failed to their callers, who undo them; every other change
+(confirmations, releases, expiries) already happened in memory and is retried until it is
+written, so the store catches up with what the block decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Sequence
+
+from domain.booking import BookingChange
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_MAX_SECONDS = 2.0
+
+Commit = Callable[[Sequence[BookingChange]], Awaitable[set[str]]]
+
+
+@dataclass
+class _Entry:
+    changes: list[BookingChange]
+    undoable: bool
+    future: asyncio.Future = field(repr=False)
+
+
+class Journal:
+    def __init__(self, commit: Commit, batch_changes_max: int = 2048):
+        self._commit = commit
+        self._batch_changes_max = batch_changes_max
+        self._pending: list[_Entry] = []
+        self._flusher: asyncio.Task | None = None
+        self.batches = 0
+        self.changes_written = 0
+
+    @property
+    def backlog(self) -> int:
+        return sum(len(entry.changes) for entry in self._pending)
+
+    async def write(self, changes: list[BookingChange], undoable: bool) -> set[str]:
+        """Wait until ``changes`` are committed; returns the booking ids the store refused."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Entry(changes, undoable, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        retry_delay = 0.05
+        while self._pending:
+            batch = self._take_batch()
+            try:
+                refused = await self._commit([c for entry in batch for c in entry.changes])
+            except Exception as error:
+                log.warning("commit of %d changes failed: %r", sum(len(e.changes) for e in batch), error)
+                retried = []
+                for entry in batch:
+                    if entry.undoable:
+                        entry.future.set_exception(error)
+                    else:
+                        retried.append(entry)
+                self._pending[:0] = retried
+                if retried:
+                    await asyncio.sleep(retry_delay)
+                    retry_delay = min(retry_delay * 2, RETRY_DELAY_MAX_SECONDS)
+                continue
+            retry_delay = 0.05
+            self.batches += 1
+            for entry in batch:
+                self.changes_written += len(entry.changes)
+                ids = {c.booking.booking_id for c in entry.changes}
+                if not entry.future.done():
+                    entry.future.set_result(refused & ids)
+
+    def _take_batch(self) -> list[_Entry]:
+        batch, size = [], 0
+        while self._pending and (not batch or size + len(self._pending[0].changes) <= self._batch_changes_max):
+            entry = self._pending.pop(0)
+            batch.append(entry)
+            size += len(entry.changes)
+        return batch

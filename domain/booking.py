@@ -1,0 +1,76 @@
+"""Bookings, their statuses and the changes a seat block reports about them.
+
+A booking is immutable: every decision produces a new ``Booking`` and a ``BookingChange``
+that says what happened, so the actor can write exactly that to the store and the log.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class BookingStatus(str, Enum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    PAYMENT_FAILED = "payment_failed"
+    REFUNDED = "refunded"
+
+    @property
+    def claims_seats(self) -> bool:
+        """A held or confirmed booking owns its seats; every other status has let them go."""
+        return self in (BookingStatus.HELD, BookingStatus.CONFIRMED)
+
+
+class EventType(str, Enum):
+    HOLD_CREATED = "hold_created"
+    HOLD_CANCELLED = "hold_cancelled"
+    HOLD_EXPIRED = "hold_expired"
+    PAYMENT_STARTED = "payment_started"
+    PAYMENT_SUCCEEDED = "payment_succeeded"
+    PAYMENT_FAILED = "payment_failed"
+    BOOKING_CONFIRMED = "booking_confirmed"
+    PAYMENT_REFUNDED = "payment_refunded"
+    QUEUE_JOINED = "queue_joined"
+    QUEUE_ADMITTED = "queue_admitted"
+    QUEUE_LEFT = "queue_left"
+    QUEUE_ADMISSION_EXPIRED = "queue_admission_expired"
+
+
+@dataclass(frozen=True)
+class Booking:
+    booking_id: str
+    member_id: int
+    seat_ids: tuple[int, ...]
+    status: BookingStatus
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class BookingChange:
+    """One decision of a seat block: the booking as it now is, and what it was before."""
+
+    type: EventType
+    booking: Booking
+    previous: BookingStatus | None
+    at: float
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def claims_seats(self) -> bool:
+        return self.booking.status.claims_seats and not (self.previous and self.previous.claims_seats)
+
+    @property
+    def releases_seats(self) -> bool:
+        return bool(self.previous and self.previous.claims_seats) and not self.booking.status.claims_seats
+
+
+def new_booking_id(now: float | None = None) -> str:
+    """Time-ordered and unguessable: 12 hex digits of milliseconds, then 10 random."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis:012x}{secrets.token_hex(5)}"

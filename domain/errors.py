@@ -1,0 +1,55 @@
+"""The reasons a booking request is refused, each with a stable ``code`` clients can rely on."""
+
+from __future__ import annotations
+
+
+class BookingError(Exception):
+    """A refused request. ``code`` is stable snake_case; ``extra`` goes into the error body."""
+
+    code = "booking_error"
+
+    def __init__(self, message: str, **extra):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.message, self.extra))
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and (self.message, self.extra) == (other.message, other.extra)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.message))
+
+
+def _rebuild(cls, message, extra):
+    return cls(message, **extra)
+
+
+class InvalidSeats(BookingError):
+    code = "invalid_seats"
+
+
+class SeatsSpanBlocks(BookingError):
+    code = "seats_span_blocks"
+
+
+class TooManySeats(BookingError):
+    code = "too_many_seats"
+
+
+class SeatUnavailable(BookingError):
+    code = "seat_unavailable"
+
+
+class BookingNotFound(BookingError):
+    code = "booking_not_found"
+
+
+class BookingNotHeld(BookingError):
+    code = "booking_not_held"
+
+
+class StoreUnavailable(BookingError):
+    code = "store_unavailable"

@@ -1,0 +1,99 @@
+"""The hall: sections of rows and columns, numbered seat ids, and how seats split into blocks.
+
+Seat ids run ``0 … seats-1`` in layout order (section, then row, then column), so a seat's
+section, row and column are arithmetic on its id and the seat map is one character per id.
+A *block* is a run of whole rows inside one section; each block is owned by one actor, and
+a booking lies inside one block so that its hold, payment and expiry are one actor's decision.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    rows: int
+    cols: int
+    first_seat_id: int
+
+    @property
+    def seats(self) -> int:
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of consecutive seat ids ``first_seat_id … end_seat_id-1`` owned by one actor."""
+
+    index: int
+    first_seat_id: int
+    end_seat_id: int
+
+    @property
+    def seat_ids(self) -> range:
+        return range(self.first_seat_id, self.end_seat_id)
+
+    @property
+    def name(self) -> str:
+        return f"block-{self.index:03d}"
+
+
+@dataclass(frozen=True)
+class Venue:
+    sections: tuple[Section, ...]
+    block_rows: int
+
+    @classmethod
+    def grid(cls, sections: int, rows: int, cols: int, block_rows: int) -> "Venue":
+        """``sections`` equal sections named A, B, C …, each ``rows`` × ``cols``."""
+        if not 1 <= sections <= len(string.ascii_uppercase):
+            raise ValueError("between 1 and 26 sections")
+        if rows < 1 or cols < 1 or block_rows < 1 or rows % block_rows:
+            raise ValueError("rows, cols and block_rows must be positive and block_rows divide rows")
+        per_section = rows * cols
+        return cls(
+            tuple(Section(string.ascii_uppercase[i], rows, cols, i * per_section) for i in range(sections)),
+            block_rows,
+        )
+
+    @property
+    def seats(self) -> int:
+        return sum(section.seats for section in self.sections)
+
+    def blocks(self) -> list[Block]:
+        blocks: list[Block] = []
+        for section in self.sections:
+            step = self.block_rows * section.cols
+            for first in range(section.first_seat_id, section.first_seat_id + section.seats, step):
+                blocks.append(Block(len(blocks), first, first + step))
+        return blocks
+
+    def section_of(self, seat_id: int) -> Section:
+        self._check(seat_id)
+        for section in self.sections:
+            if seat_id < section.first_seat_id + section.seats:
+                return section
+        raise AssertionError("unreachable: seat id was checked")
+
+    def block_index_of(self, seat_id: int) -> int:
+        section = self.section_of(seat_id)
+        blocks_before = sum(s.rows // self.block_rows for s in self.sections if s.first_seat_id < section.first_seat_id)
+        return blocks_before + (seat_id - section.first_seat_id) // (self.block_rows * section.cols)
+
+    def position(self, seat_id: int) -> tuple[str, int, int]:
+        """(section name, row, column), rows and columns counted from 1."""
+        section = self.section_of(seat_id)
+        row, col = divmod(seat_id - section.first_seat_id, section.cols)
+        return section.name, row + 1, col + 1
+
+    def label(self, seat_id: int) -> str:
+        """A seat as a person reads it on a ticket, e.g. ``B-07-23``."""
+        name, row, col = self.position(seat_id)
+        return f"{name}-{row:02d}-{col:02d}"
+
+    def _check(self, seat_id: int) -> None:
+        if not 0 <= seat_id < self.seats:
+            raise ValueError(f"seat id {seat_id} is outside 0…{self.seats - 1}")

@@ -1,0 +1,48 @@
+"""Mock payment providers and the verification of their signed callbacks."""
+
+from payments.checkout_page import CHECKOUT_PAGE_HEADERS, render_checkout_page
+from payments.delivery import deliver_callback
+from payments.errors import (
+    CallbackDeliveryError,
+    CallbackPayloadError,
+    PaymentError,
+    ProviderConfigError,
+    SignatureError,
+    UnsafeReturnUrl,
+)
+from payments.providers import (
+    MAX_CALLBACK_BYTES,
+    CallbackPayload,
+    CheckoutResult,
+    Provider,
+    build_callback,
+    complete_checkout,
+    decide_outcome,
+    providers_from_settings,
+    read_callback,
+)
+from payments.signing import SIGNATURE_HEADER, sign, verify
+
+__all__ = [
+    "CHECKOUT_PAGE_HEADERS",
+    "MAX_CALLBACK_BYTES",
+    "SIGNATURE_HEADER",
+    "CallbackDeliveryError",
+    "CallbackPayload",
+    "CallbackPayloadError",
+    "CheckoutResult",
+    "PaymentError",
+    "Provider",
+    "ProviderConfigError",
+    "SignatureError",
+    "UnsafeReturnUrl",
+    "build_callback",
+    "complete_checkout",
+    "decide_outcome",
+    "deliver_callback",
+    "providers_from_settings",
+    "read_callback",
+    "render_checkout_page",
+    "sign",
+    "verify",
+]

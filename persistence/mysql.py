@@ -1,0 +1,103 @@
+"""The production store: MySQL / MariaDB through an aiomysql connection pool (InnoDB)."""
+
+from __future__ import annotations
+
+import re
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import AsyncIterator, Sequence
+from urllib.parse import unquote, urlparse
+
+import aiomysql
+import pymysql
+
+from persistence.store import Conflict, SqlStore, Transaction
+
+POOL_SIZE_MAX = 8
+
+
+@lru_cache(maxsize=512)
+def _mysql_sql(sql: str) -> str:
+    """Our portable ``?`` placeholders in the pyformat style the driver expects."""
+    assert "%" not in sql, "literal % in SQL would be read as a placeholder"
+    return sql.replace("?", "%s")
+
+
+class _MySQLTransaction(Transaction):
+    def __init__(self, cursor: aiomysql.Cursor):
+        self._cursor = cursor
+
+    async def execute(self, sql: str, params: Sequence = ()) -> int:
+        try:
+            return await self._cursor.execute(_mysql_sql(sql), tuple(params))
+        except pymysql.err.IntegrityError as error:
+            raise Conflict(str(error)) from error
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        if rows:
+            try:
+                await self._cursor.executemany(_mysql_sql(sql), [tuple(r) for r in rows])
+            except pymysql.err.IntegrityError as error:
+                raise Conflict(str(error)) from error
+
+    async def fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        await self.execute(sql, params)
+        return list(await self._cursor.fetchall())
+
+    async def insert_id(self, sql: str, params: Sequence = ()) -> int:
+        await self.execute(sql, params)
+        return self._cursor.lastrowid
+
+
+def connection_args(db_url: str) -> dict:
+    """``mysql://user:pass@host:port/db`` → aiomysql keyword arguments."""
+    url = urlparse(db_url)
+    if url.scheme != "mysql" or not re.fullmatch(r"/\w+", url.path or ""):
+        raise ValueError("expected mysql://user:pass@host:port/database")
+    return {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 3306,
+        "user": unquote(url.username or "root"),
+        "password": unquote(url.password or ""),
+        "db": url.path[1:],
+    }
+
+
+class MySQLStore(SqlStore):
+    dialect = "mysql"
+    lock_suffix = " FOR UPDATE"
+
+    def __init__(self, db_url: str, pool_size: int = 4):
+        self._args = connection_args(db_url)
+        self._pool_size = min(pool_size, POOL_SIZE_MAX)
+        self._pool: aiomysql.Pool | None = None
+
+    async def _get_pool(self) -> aiomysql.Pool:
+        if self._pool is None:
+            self._pool = await aiomysql.create_pool(
+                minsize=1, maxsize=self._pool_size, autocommit=False, charset="utf8mb4",
+                init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", **self._args,
+            )
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        pool = await self._get_pool()
+        async with pool.acquire() as connection:
+            await connection.begin()
+            try:
+                async with connection.cursor() as cursor:
+                    yield _MySQLTransaction(cursor)
+            except BaseException:
+                await connection.rollback()
+                raise
+            await connection.commit()
+
+    def upsert(self, key: str, columns) -> str:
+        return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in columns)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None

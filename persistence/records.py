@@ -1,0 +1,60 @@
+"""Plain records the store hands out; the booking itself is ``domain.booking.Booking``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    username: str
+    nickname: str
+    role: str
+    password_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Payment:
+    payment_id: str
+    booking_id: str
+    member_id: int
+    provider: str
+    amount: int
+    status: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    at: float
+    type: str
+    booking_id: str | None
+    member_id: int | None
+    seat_ids: tuple[int, ...] = ()
+    detail: dict = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Filters of the booking log; every one optional, results newest first."""
+
+    booking_id: str | None = None
+    member_id: int | None = None
+    seat_id: int | None = None
+    type: str | None = None
+    since: float | None = None
+    until: float | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    request_hash: str
+    state: str
+    response_status: int | None
+    response_body: str | None
+    created_at: float

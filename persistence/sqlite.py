@@ -1,0 +1,88 @@
+"""The embedded store: one SQLite file, so ``make run`` needs no database server.
+
+Every process (actors, replicas) opens the file itself; WAL mode lets readers run beside
+the one writer, and ``BEGIN IMMEDIATE`` takes the write lock up front so two writers wait
+for each other instead of failing halfway. sqlite3 blocks, so each connection lives on one
+worker thread and the event loop only awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Sequence
+
+from persistence.store import Conflict, SqlStore, Transaction
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class _SQLiteTransaction(Transaction):
+    def __init__(self, store: "SQLiteStore"):
+        self._store = store
+
+    async def execute(self, sql: str, params: Sequence = ()) -> int:
+        return await self._store._run(lambda c: c.execute(sql, tuple(params)).rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        if rows:
+            await self._store._run(lambda c: c.executemany(sql, [tuple(r) for r in rows]))
+
+    async def fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return await self._store._run(lambda c: c.execute(sql, tuple(params)).fetchall())
+
+    async def insert_id(self, sql: str, params: Sequence = ()) -> int:
+        return await self._store._run(lambda c: c.execute(sql, tuple(params)).lastrowid)
+
+
+class SQLiteStore(SqlStore):
+    dialect = "sqlite"
+
+    def __init__(self, path: str):
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._lock = asyncio.Lock()
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return connection
+
+    async def _run(self, work):
+        def call():
+            if self._connection is None:
+                self._connection = self._connect()
+            try:
+                return work(self._connection)
+            except sqlite3.IntegrityError as error:
+                raise Conflict(str(error)) from error
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._lock:
+            await self._run(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SQLiteTransaction(self)
+            except BaseException:
+                await self._run(lambda c: c.execute("ROLLBACK"))
+                raise
+            await self._run(lambda c: c.execute("COMMIT"))
+
+    def upsert(self, key: str, columns) -> str:
+        return f"ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._run(lambda c: c.close())
+            self._connection = None
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,387 @@
+"""The store: every query Encore makes, written once in portable SQL.
+
+``SqlStore`` holds the queries; the MySQL (aiomysql) and SQLite adapters only supply a
+transaction, the placeholder style and the upsert clause. Each public method is one
+transaction, so a caller never sees half of a change.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from typing import AsyncContextManager, Iterable, Sequence
+
+from domain.booking import Booking, BookingChange, BookingStatus, EventType
+from domain.seat_block import within_cap
+from persistence.records import IdempotencyRecord, LogEvent, LogQuery, Member, Payment
+from persistence.schema import MIGRATIONS, VERSION_TABLE, render
+
+LOG_PAGE_MAX = 500
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+class Conflict(Exception):
+    """A uniqueness constraint refused a write (a taken username, a claimed seat, a seen event)."""
+
+
+class Transaction(ABC):
+    """One open transaction: statements use ``?`` placeholders in every dialect."""
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Sequence = ()) -> int: ...
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Sequence]) -> None: ...
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]: ...
+
+    @abstractmethod
+    async def insert_id(self, sql: str, params: Sequence = ()) -> int: ...
+
+    async def fetchone(self, sql: str, params: Sequence = ()) -> tuple | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class SqlStore(ABC):
+    dialect: str
+    lock_suffix: str = ""
+
+    @abstractmethod
+    def transaction(self) -> AsyncContextManager[Transaction]: ...
+
+    @abstractmethod
+    def upsert(self, key: str, columns: Iterable[str]) -> str:
+        """The clause that turns an INSERT into an update of ``columns`` when ``key`` exists."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> int:
+        """Bring the schema to the newest version; returns that version."""
+        async with self.transaction() as tx:
+            await tx.execute(VERSION_TABLE)
+            row = await tx.fetchone("SELECT MAX(version) FROM schema_version")
+            current = (row[0] or 0) if row else 0
+            for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in statements:
+                    await tx.execute(render(self.dialect, statement))
+                await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        return len(MIGRATIONS)
+
+    # ---- members
+
+    async def create_member(self, username: str, nickname: str, password_hash: str, role: str, now: float) -> Member:
+        async with self.transaction() as tx:
+            member_id = await tx.insert_id(
+                "INSERT INTO members (username, nickname, password_hash, role, created_at) VALUES (?,?,?,?,?)",
+                (username, nickname, password_hash, role, now),
+            )
+        return Member(member_id, username, nickname, role, password_hash)
+
+    async def member_by_username(self, username: str) -> Member | None:
+        return await self._member("username = ?", username)
+
+    async def member_by_id(self, member_id: int) -> Member | None:
+        return await self._member("id = ?", member_id)
+
+    async def _member(self, where: str, value) -> Member | None:
+        async with self.transaction() as tx:
+            row = await tx.fetchone(f"SELECT id, username, nickname, role, password_hash FROM members WHERE {where}", (value,))
+        return Member(*row) if row else None
+
+    # ---- seat blocks
+
+    async def load_block(self, block_index: int) -> list[Booking]:
+        """Live (held or confirmed) bookings of a block, with their original deadlines."""
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT b.booking_id, b.member_id, b.status, b.created_at, b.expires_at, s.seat_id "
+                "FROM bookings b JOIN booking_seats s ON s.booking_id = b.booking_id "
+                "WHERE b.block_index = ? AND b.status IN ('held', 'confirmed') ORDER BY b.booking_id, s.seat_id",
+                (block_index,),
+            )
+        return _bookings_from_rows(rows)
+
+    async def commit_block_changes(
+        self, block_index: int, changes: Sequence[BookingChange], max_seats_per_member: int
+    ) -> set[str]:
+        """Write one batch of a block's decisions in one transaction (group commit).
+
+        New claims are re-checked against the member's seats in *every* block, under a lock
+        on the member rows taken in id order (so two blocks never deadlock); the ids of
+        bookings refused by that cap are returned and nothing of them is written.
+        Raises ``Conflict`` if a seat is already claimed: the database refuses a double sale.
+        """
+        if not changes:
+            return set()
+        by_booking: dict[str, list[BookingChange]] = {}
+        for change in changes:
+            by_booking.setdefault(change.booking.booking_id, []).append(change)
+        async with self.transaction() as tx:
+            releasing = [c[0].booking for c in by_booking.values() if _held_before(c) and not _holds_after(c)]
+            if releasing:
+                await tx.executemany("DELETE FROM seat_claims WHERE booking_id = ?", [(b.booking_id,) for b in releasing])
+            claiming = [c[-1].booking for c in by_booking.values() if _holds_after(c) and not _held_before(c)]
+            refused = await self._refused_by_cap(tx, claiming, max_seats_per_member)
+            claiming = [b for b in claiming if b.booking_id not in refused]
+            if claiming:
+                await tx.executemany(
+                    "INSERT INTO seat_claims (seat_id, booking_id, member_id) VALUES (?,?,?)",
+                    [(s, b.booking_id, b.member_id) for b in claiming for s in b.seat_ids],
+                )
+            kept = {k: v for k, v in by_booking.items() if k not in refused}
+            new = [c[0].booking for c in kept.values() if c[0].previous is None]
+            if new:
+                await tx.executemany(
+                    "INSERT INTO booking_seats (booking_id, seat_id) VALUES (?,?)",
+                    [(b.booking_id, s) for b in new for s in b.seat_ids],
+                )
+            await tx.executemany(
+                "INSERT INTO bookings (booking_id, member_id, block_index, status, created_at, expires_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?) " + self.upsert("booking_id", ["status", "updated_at"]),
+                [
+                    (b.booking_id, b.member_id, block_index, b.status.value, b.created_at, b.expires_at, c[-1].at)
+                    for c in kept.values()
+                    for b in [c[-1].booking]
+                ],
+            )
+            await self._append_log(tx, [_log_event(c) for cs in kept.values() for c in cs])
+        return refused
+
+    async def _refused_by_cap(self, tx: Transaction, claiming: list[Booking], cap: int) -> set[str]:
+        if not claiming:
+            return set()
+        members = sorted({b.member_id for b in claiming})
+        await tx.fetchall(f"SELECT id FROM members WHERE id IN ({_marks(len(members))}) ORDER BY id{self.lock_suffix}", members)
+        owned = dict(
+            await tx.fetchall(
+                f"SELECT member_id, COUNT(*) FROM seat_claims WHERE member_id IN ({_marks(len(members))}) GROUP BY member_id",
+                members,
+            )
+        )
+        refused: set[str] = set()
+        for booking in claiming:
+            seats = owned.get(booking.member_id, 0)
+            if within_cap(seats, len(booking.seat_ids), cap):
+                owned[booking.member_id] = seats + len(booking.seat_ids)
+            else:
+                refused.add(booking.booking_id)
+        return refused
+
+    async def claims(self) -> dict[int, str]:
+        """Every claimed seat and the booking that holds or bought it (for audits and tests)."""
+        async with self.transaction() as tx:
+            return dict(await tx.fetchall("SELECT seat_id, booking_id FROM seat_claims"))
+
+    async def booking_counts(self) -> dict[str, int]:
+        async with self.transaction() as tx:
+            return dict(await tx.fetchall("SELECT status, COUNT(*) FROM bookings GROUP BY status"))
+
+    # ---- reading bookings
+
+    async def booking(self, booking_id: str) -> tuple[Booking, int] | None:
+        """A booking and the block that owns it."""
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT b.booking_id, b.member_id, b.status, b.created_at, b.expires_at, s.seat_id, b.block_index "
+                "FROM bookings b JOIN booking_seats s ON s.booking_id = b.booking_id WHERE b.booking_id = ? ORDER BY s.seat_id",
+                (booking_id,),
+            )
+        if not rows:
+            return None
+        return _bookings_from_rows([r[:6] for r in rows])[0], rows[0][6]
+
+    async def member_bookings(self, member_id: int, limit: int = 100) -> list[Booking]:
+        """A member's bookings, newest first."""
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT b.booking_id, b.member_id, b.status, b.created_at, b.expires_at, s.seat_id "
+                "FROM (SELECT * FROM bookings WHERE member_id = ? ORDER BY created_at DESC LIMIT ?) b "
+                "JOIN booking_seats s ON s.booking_id = b.booking_id ORDER BY b.created_at DESC, b.booking_id, s.seat_id",
+                (member_id, limit),
+            )
+        return _bookings_from_rows(rows)
+
+    # ---- payments
+
+    async def create_payment(self, payment: Payment, seat_ids: Sequence[int]) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO payments (payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (payment.payment_id, payment.booking_id, payment.member_id, payment.provider, payment.amount,
+                 payment.status, payment.created_at, payment.updated_at),
+            )
+            await self._append_log(tx, [LogEvent(
+                payment.created_at, EventType.PAYMENT_STARTED.value, payment.booking_id, payment.member_id,
+                tuple(seat_ids), {"payment_id": payment.payment_id, "provider": payment.provider, "amount": payment.amount},
+            )])
+
+    async def payment(self, payment_id: str) -> Payment | None:
+        async with self.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
+                "FROM payments WHERE payment_id = ?",
+                (payment_id,),
+            )
+        return Payment(*row) if row else None
+
+    async def latest_payment(self, booking_id: str) -> Payment | None:
+        async with self.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
+                "FROM payments WHERE booking_id = ? ORDER BY created_at DESC LIMIT 1",
+                (booking_id,),
+            )
+        return Payment(*row) if row else None
+
+    async def record_payment_result(self, event_id: str, payment: Payment, status: str, now: float, detail: dict) -> bool:
+        """Store a provider's verdict once. Returns False if this event was already received."""
+        async with self.transaction() as tx:
+            try:
+                await tx.execute(
+                    "INSERT INTO payment_events (event_id, payment_id, received_at) VALUES (?,?,?)",
+                    (event_id, payment.payment_id, now),
+                )
+            except Conflict:
+                return False
+            await tx.execute(
+                "UPDATE payments SET status = ?, updated_at = ? WHERE payment_id = ? AND status = 'pending'",
+                (status, now, payment.payment_id),
+            )
+            event = EventType.PAYMENT_SUCCEEDED if status == "succeeded" else EventType.PAYMENT_FAILED
+            if event is EventType.PAYMENT_SUCCEEDED:
+                await self._append_log(tx, [LogEvent(now, event.value, payment.booking_id, payment.member_id, (), detail)])
+        return True
+
+    # ---- the booking log
+
+    async def append_log(self, events: Sequence[LogEvent]) -> None:
+        async with self.transaction() as tx:
+            await self._append_log(tx, events)
+
+    async def _append_log(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+        if events:
+            await tx.executemany(
+                "INSERT INTO booking_log (at, type, booking_id, member_id, seat_ids, detail) VALUES (?,?,?,?,?,?)",
+                [(e.at, e.type, e.booking_id, e.member_id, ",".join(map(str, e.seat_ids)),
+                  json.dumps(e.detail, separators=(",", ":"))) for e in events],
+            )
+
+    async def query_log(self, query: LogQuery) -> list[LogEvent]:
+        """Events matching every given filter, newest first, at most ``query.limit``."""
+        where, params = ["1 = 1"], []
+        for column, value in (("booking_id", query.booking_id), ("member_id", query.member_id), ("type", query.type)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.seat_id is not None:
+            where.append("booking_id IN (SELECT booking_id FROM booking_seats WHERE seat_id = ?)")
+            params.append(query.seat_id)
+        for clause, value in (("at >= ?", query.since), ("at < ?", query.until), ("id < ?", query.before_id)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        limit = max(1, min(query.limit, LOG_PAGE_MAX))
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT id, at, type, booking_id, member_id, seat_ids, detail FROM booking_log "
+                f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {limit}",
+                params,
+            )
+        return [
+            LogEvent(at, type_, booking_id, member_id, tuple(int(s) for s in seats.split(",") if s), json.loads(detail), id_)
+            for id_, at, type_, booking_id, member_id, seats, detail in rows
+        ]
+
+    # ---- idempotency keys
+
+    async def begin_idempotent(self, member_id: int, key: str, request_hash: str, now: float) -> IdempotencyRecord | None:
+        """Claim a key for a new request; if the key is known (and fresh), return its record instead."""
+        async with self.transaction() as tx:
+            await tx.execute(
+                "DELETE FROM idempotency_keys WHERE member_id = ? AND idem_key = ? AND created_at < ?",
+                (member_id, key, now - IDEMPOTENCY_SECONDS),
+            )
+            try:
+                await tx.execute(
+                    "INSERT INTO idempotency_keys (member_id, idem_key, request_hash, state, created_at) VALUES (?,?,?,?,?)",
+                    (member_id, key, request_hash, "running", now),
+                )
+                return None
+            except Conflict:
+                pass
+        async with self.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT request_hash, state, response_status, response_body, created_at FROM idempotency_keys "
+                "WHERE member_id = ? AND idem_key = ?",
+                (member_id, key),
+            )
+        return IdempotencyRecord(*row) if row else None
+
+    async def finish_idempotent(self, member_id: int, key: str, status: int, body: str) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? "
+                "WHERE member_id = ? AND idem_key = ?",
+                (status, body, member_id, key),
+            )
+
+    async def abandon_idempotent(self, member_id: int, key: str) -> None:
+        """Forget a key whose request failed without an answer worth replaying, so a retry can run."""
+        async with self.transaction() as tx:
+            await tx.execute("DELETE FROM idempotency_keys WHERE member_id = ? AND idem_key = ?", (member_id, key))
+
+    async def purge_idempotency(self, now: float) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (now - IDEMPOTENCY_SECONDS,))
+
+    # ---- the waiting room
+
+    async def save_queue(self, snapshot: dict, now: float) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO queue_state (id, snapshot, updated_at) VALUES (1, ?, ?) "
+                + self.upsert("id", ["snapshot", "updated_at"]),
+                (json.dumps(snapshot, separators=(",", ":")), now),
+            )
+
+    async def load_queue(self) -> dict | None:
+        async with self.transaction() as tx:
+            row = await tx.fetchone("SELECT snapshot FROM queue_state WHERE id = 1")
+        return json.loads(row[0]) if row else None
+
+
+def _held_before(changes: list[BookingChange]) -> bool:
+    previous = changes[0].previous
+    return bool(previous and previous.claims_seats)
+
+
+def _holds_after(changes: list[BookingChange]) -> bool:
+    return changes[-1].booking.status.claims_seats
+
+
+def _log_event(change: BookingChange) -> LogEvent:
+    booking = change.booking
+    detail = dict(change.detail)
+    if change.type is EventType.HOLD_CREATED:
+        detail["expires_at"] = booking.expires_at
+    return LogEvent(change.at, change.type.value, booking.booking_id, booking.member_id, booking.seat_ids, detail)
+
+
+def _bookings_from_rows(rows: Iterable[tuple]) -> list[Booking]:
+    """Fold (booking columns…, seat_id) rows, grouped by booking, into bookings in row order."""
+    grouped: dict[str, list] = {}
+    for booking_id, member_id, status, created_at, expires_at, seat_id in rows:
+        entry = grouped.setdefault(booking_id, [member_id, status, created_at, expires_at, []])
+        entry[4].append(seat_id)
+    return [
+        Booking(booking_id, member_id, tuple(seats), BookingStatus(status), created_at, expires_at)
+        for booking_id, (member_id, status, created_at, expires_at, seats) in grouped.items()
+    ]

@@ -1,0 +1,170 @@
+"""One contract, two stores: every test here runs against SQLite and against MariaDB."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.booking import Booking, BookingChange, BookingStatus, EventType
+from domain.seat_block import SeatBlock
+from domain.venue import Venue
+from persistence import Conflict
+from persistence.records import LogEvent, LogQuery, Payment
+
+VENUE = Venue.grid(2, 4, 10, 2)
+BLOCKS = VENUE.blocks()
+
+
+async def members(store, count: int) -> list[int]:
+    return [(await store.create_member(f"user{i}", f"nick{i}", "hash", "user", 1.0)).id for i in range(count)]
+
+
+def block(index: int = 0, cap: int = 4) -> SeatBlock:
+    return SeatBlock(BLOCKS[index], hold_seconds=60, max_seats_per_member=cap)
+
+
+async def test_migrate_is_repeatable(store):
+    assert await store.migrate() == await store.migrate()
+
+
+async def test_members_have_unique_usernames(store):
+    member = await store.create_member("alice", "Alice", "h", "user", 1.0)
+    assert await store.member_by_username("alice") == member
+    assert await store.member_by_id(member.id) == member
+    assert await store.member_by_username("bob") is None
+    with pytest.raises(Conflict):
+        await store.create_member("alice", "Other", "h", "user", 2.0)
+
+
+async def test_a_hold_is_stored_and_reloaded_with_its_deadline(store):
+    [alice] = await members(store, 1)
+    seats = block()
+    change = seats.hold("b1", alice, [1, 2], now=100.0)
+    assert await store.commit_block_changes(0, [change], 4) == set()
+    assert await store.claims() == {1: "b1", 2: "b1"}
+    [reloaded] = await store.load_block(0)
+    assert reloaded == change.booking
+    assert reloaded.expires_at == 160.0
+    assert await store.load_block(1) == []
+
+
+async def test_confirm_release_and_expiry_update_claims_and_log(store):
+    alice, bob = await members(store, 2)
+    seats = block()
+    changes = [seats.hold("b1", alice, [1], 100.0), seats.hold("b2", bob, [2], 100.0), seats.hold("b3", bob, [3], 100.0)]
+    await store.commit_block_changes(0, changes, 4)
+    later = [seats.confirm("b1", 110.0), seats.cancel("b2", 111.0, bob)] + seats.expire_due(170.0)
+    await store.commit_block_changes(0, later, 4)
+    assert await store.claims() == {1: "b1"}
+    assert [b.booking_id for b in await store.load_block(0)] == ["b1"]
+    assert (await store.booking("b3"))[0].status is BookingStatus.EXPIRED
+    types = [e.type for e in await store.query_log(LogQuery(limit=100))]
+    assert types == ["hold_expired", "hold_cancelled", "booking_confirmed", "hold_created", "hold_created", "hold_created"]
+
+
+async def test_the_database_refuses_a_double_claim(store):
+    alice, bob = await members(store, 2)
+    first, second = block(), block()
+    await store.commit_block_changes(0, [first.hold("b1", alice, [5], 100.0)], 4)
+    with pytest.raises(Conflict):
+        await store.commit_block_changes(0, [second.hold("b2", bob, [5, 6], 100.0)], 4)
+    assert await store.claims() == {5: "b1"}
+    assert await store.booking("b2") is None
+    assert len(await store.query_log(LogQuery())) == 1
+
+
+async def test_the_member_cap_holds_across_blocks(store):
+    [alice] = await members(store, 1)
+    one, two = block(0), block(1)
+    assert await store.commit_block_changes(0, [one.hold("b1", alice, [1, 2, 3], 100.0)], 4) == set()
+    refused = await store.commit_block_changes(1, [two.hold("b2", alice, [20, 21], 100.0)], 4)
+    assert refused == {"b2"}
+    assert await store.booking("b2") is None
+    assert sorted(await store.claims()) == [1, 2, 3]
+
+
+async def test_a_seat_released_and_retaken_in_one_batch(store):
+    alice, bob = await members(store, 2)
+    seats = block()
+    await store.commit_block_changes(0, [seats.hold("b1", alice, [7], 100.0)], 4)
+    batch = [seats.cancel("b1", 101.0, alice), seats.hold("b2", bob, [7], 101.0)]
+    assert await store.commit_block_changes(0, batch, 4) == set()
+    assert await store.claims() == {7: "b2"}
+
+
+async def test_late_success_regrant_is_stored(store):
+    [alice] = await members(store, 1)
+    seats = block()
+    await store.commit_block_changes(0, [seats.hold("b1", alice, [4], 100.0)], 4)
+    expired = seats.expire_due(200.0)
+    regrant = seats.confirm("b1", 201.0)
+    await store.commit_block_changes(0, expired + [regrant], 4)
+    assert await store.claims() == {4: "b1"}
+    assert (await store.booking("b1"))[0].status is BookingStatus.CONFIRMED
+    [event] = await store.query_log(LogQuery(type="booking_confirmed"))
+    assert event.detail["regranted_from"] == "expired"
+
+
+async def test_member_bookings_newest_first(store):
+    [alice] = await members(store, 1)
+    seats = block()
+    await store.commit_block_changes(0, [seats.hold("b1", alice, [1], 100.0)], 4)
+    await store.commit_block_changes(0, [seats.hold("b2", alice, [2, 3], 200.0)], 4)
+    assert [(b.booking_id, b.seat_ids) for b in await store.member_bookings(alice)] == [("b2", (2, 3)), ("b1", (1,))]
+    assert (await store.booking("b2"))[1] == 0
+
+
+async def test_log_filters_and_cursor(store):
+    alice, bob = await members(store, 2)
+    seats = block()
+    await store.commit_block_changes(0, [seats.hold("b1", alice, [1, 2], 100.0), seats.hold("b2", bob, [3], 101.0)], 4)
+    await store.append_log([LogEvent(102.0, "queue_joined", None, alice, (), {"ticket": 1})])
+    assert [e.booking_id for e in await store.query_log(LogQuery(member_id=alice))] == [None, "b1"]
+    assert [e.booking_id for e in await store.query_log(LogQuery(seat_id=3))] == ["b2"]
+    assert [e.type for e in await store.query_log(LogQuery(since=100.5, until=101.5))] == ["hold_created"]
+    first_page = await store.query_log(LogQuery(limit=2))
+    second_page = await store.query_log(LogQuery(limit=2, before_id=first_page[-1].id))
+    assert [e.id for e in first_page + second_page] == sorted({e.id for e in first_page + second_page}, reverse=True)
+    assert len(first_page + second_page) == 3
+    assert first_page[0].detail == {"ticket": 1}
+    assert (await store.query_log(LogQuery(booking_id="b1")))[0].seat_ids == (1, 2)
+
+
+async def test_payments_and_callbacks_are_recorded_once(store):
+    [alice] = await members(store, 1)
+    payment = Payment("p1", "b1", alice, "mockpay", 110000, "pending", 100.0, 100.0)
+    await store.create_payment(payment, [1])
+    assert await store.payment("p1") == payment
+    assert await store.latest_payment("b1") == payment
+    assert await store.record_payment_result("evt-1", payment, "succeeded", 101.0, {}) is True
+    assert await store.record_payment_result("evt-1", payment, "succeeded", 102.0, {}) is False
+    assert (await store.payment("p1")).status == "succeeded"
+    assert [e.type for e in await store.query_log(LogQuery())] == ["payment_succeeded", "payment_started"]
+
+
+async def test_idempotency_keys(store):
+    [alice] = await members(store, 1)
+    assert await store.begin_idempotent(alice, "k1", "hash-a", 100.0) is None
+    running = await store.begin_idempotent(alice, "k1", "hash-a", 101.0)
+    assert (running.state, running.request_hash) == ("running", "hash-a")
+    await store.finish_idempotent(alice, "k1", 201, '{"ok":true}')
+    done = await store.begin_idempotent(alice, "k1", "hash-b", 102.0)
+    assert (done.state, done.response_status, done.response_body, done.request_hash) == ("done", 201, '{"ok":true}', "hash-a")
+    assert await store.begin_idempotent(alice + 1, "k1", "hash-a", 100.0) is None
+    await store.abandon_idempotent(alice, "k1")
+    assert await store.begin_idempotent(alice, "k1", "hash-c", 103.0) is None
+    assert await store.begin_idempotent(alice, "k1", "hash-d", 103.0 + 25 * 3600) is None
+
+
+async def test_queue_snapshot_round_trip(store):
+    assert await store.load_queue() is None
+    await store.save_queue({"next": 3, "tickets": [[1, 2]]}, 1.0)
+    await store.save_queue({"next": 4, "tickets": [[1, 2], [2, 3]]}, 2.0)
+    assert await store.load_queue() == {"next": 4, "tickets": [[1, 2], [2, 3]]}
+
+
+def test_changes_know_whether_they_take_or_free_seats():
+    held = Booking("b", 1, (1,), BookingStatus.HELD, 0, 60)
+    assert BookingChange(EventType.HOLD_CREATED, held, None, 0).claims_seats
+    confirmed = Booking("b", 1, (1,), BookingStatus.CONFIRMED, 0, 60)
+    change = BookingChange(EventType.BOOKING_CONFIRMED, confirmed, BookingStatus.HELD, 1)
+    assert not change.claims_seats and not change.releases_seats
