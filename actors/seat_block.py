@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -155,6 +156,7 @@ class SeatBlockActor:
         await self._ready()
         return {
             "block": self._block.block.index,
+            "pid": os.getpid(),
             "live_bookings": len(self._block.live_bookings()),
             "commit_batches": self._journal.batches,
             "changes_written": self._journal.changes_written,

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     payment_providers: str = Field("mockpay,fakecard")
     payment_failure_rate: float = Field(0.0, ge=0, le=1)
     payment_delay_ms: int = Field(0, ge=0, le=60_000)
-    callback_tolerance_seconds: int = Field(300, ge=1)
+    callback_tolerance_seconds: int = Field(300, ge=1, le=3600)
     public_url: str = ""
 
     rate_limit_writes_per_minute: int = Field(120, ge=1)

@@ -1,0 +1,48 @@
+# Encore — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast bench bench-core bench-http bench-queue mysql browser clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## Start the service on http://127.0.0.1:8000 with the embedded SQLite store.
+run: $(STAMP)
+	$(BIN)/encore serve
+
+## The whole suite: unit, integration (real MariaDB), end-to-end over HTTP and in Chromium.
+test: $(STAMP) mysql browser
+	$(BIN)/python -m pytest -q
+
+## Unit tests only (no Ray, no database).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+## Start MariaDB if it is installed but not running.
+mysql:
+	scripts/ensure-mysql.sh
+
+## Install Debian's Chromium for the browser test if it is missing (never a downloaded browser).
+browser:
+	scripts/ensure-chromium.sh
+
+bench-core: $(STAMP) mysql
+	$(BIN)/python -m loadtest.bench_core
+
+bench-http: $(STAMP) mysql
+	$(BIN)/python -m loadtest.bench_http
+
+bench-queue: $(STAMP)
+	$(BIN)/python -m loadtest.bench_queue
+
+bench: $(STAMP) mysql
+	$(BIN)/python -m loadtest.sellout
+
+clean:
+	rm -rf $(VENV) data reports .pytest_cache .hypothesis

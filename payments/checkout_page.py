@@ -1,0 +1,180 @@
+"""The mock provider's checkout page: one self-contained HTML document, no external assets.
+
+Everything that varies is HTML-escaped into attributes and text; the style and script are
+constants, so ``CHECKOUT_PAGE_HEADERS`` can pin them by hash in a Content-Security-Policy
+and no interpolated value can ever become code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from html import escape
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+from payments.errors import UnsafeReturnUrl
+
+if TYPE_CHECKING:
+    from payments.providers import Provider
+
+MAX_PAYMENT_ID_CHARS = 64
+MAX_SEAT_LABELS = 50
+MAX_SEAT_LABEL_CHARS = 64
+MAX_RETURN_URL_CHARS = 2048
+MAX_AMOUNT_KRW = 1_000_000_000
+FETCH_TIMEOUT_MARGIN_MS = 30_000
+LANGUAGES = ("ko", "en")
+
+_STYLE = """
+:root { color-scheme: light; --ink: #1f2933; --muted: #616e7c; --line: #e4e7eb; --accent: #3f6ad8; }
+* { box-sizing: border-box; }
+body { margin: 0; min-height: 100vh; display: grid; place-items: center; background: #f5f7fa;
+  font: 16px/1.5 system-ui, -apple-system, "Apple SD Gothic Neo", "Malgun Gothic", sans-serif; color: var(--ink); }
+.card { width: min(420px, calc(100vw - 32px)); background: #fff; border: 1px solid var(--line);
+  border-radius: 16px; padding: 28px; box-shadow: 0 8px 24px rgba(31, 41, 51, 0.06); }
+.brand { margin: 0 0 4px; font-size: 13px; letter-spacing: 0.08em; text-transform: uppercase; color: var(--accent); }
+h1 { margin: 0 0 20px; font-size: 20px; font-weight: 600; }
+.en { color: var(--muted); font-weight: 400; font-size: 0.85em; }
+dl { margin: 0 0 24px; display: grid; grid-template-columns: auto 1fr; gap: 10px 16px; }
+dt { color: var(--muted); font-size: 14px; }
+dd { margin: 0; text-align: right; overflow-wrap: anywhere; }
+.amount { font-size: 22px; font-weight: 700; }
+.seats { list-style: none; margin: 0; padding: 0; }
+.mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; color: var(--muted); }
+.actions { display: grid; grid-template-columns: 2fr 1fr; gap: 10px; }
+button { font: inherit; padding: 12px 16px; border-radius: 10px; border: 1px solid transparent; cursor: pointer; }
+button:disabled { opacity: 0.55; cursor: progress; }
+#pay-button { background: var(--accent); color: #fff; }
+#fail-button { background: #fff; color: var(--ink); border-color: var(--line); }
+#status { min-height: 1.5em; margin: 16px 0 0; font-size: 14px; color: var(--muted); }
+.note { margin: 8px 0 0; font-size: 12px; color: var(--muted); }
+"""
+
+_SCRIPT = """
+(() => {
+  const root = document.getElementById("checkout");
+  const buttons = [document.getElementById("pay-button"), document.getElementById("fail-button")];
+  const status = document.getElementById("status");
+  const timeoutMs = Number(root.dataset.timeoutMs);
+  let sending = false;
+  const setBusy = (busy) => { buttons.forEach((button) => { button.disabled = busy; }); };
+  async function submit(result) {
+    if (sending) return;
+    sending = true;
+    setBusy(true);
+    status.textContent = "처리 중… / Processing…";
+    try {
+      const response = await fetch(root.dataset.action, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ result }),
+        credentials: "same-origin",
+        signal: AbortSignal.timeout ? AbortSignal.timeout(timeoutMs) : undefined,
+      });
+      const answer = response.ok ? await response.json() : null;
+      if (answer && answer.delivered === true) {
+        status.textContent = "완료, 돌아갑니다… / Done, returning…";
+        window.location.assign(root.dataset.returnUrl);
+        return;
+      }
+      status.textContent = "결과를 전달하지 못했습니다. 다시 시도해 주세요. / Could not deliver the result, please try again.";
+    } catch (error) {
+      status.textContent = "연결에 실패했습니다. 다시 시도해 주세요. / Connection failed, please try again.";
+    }
+    sending = false;
+    setBusy(false);
+  }
+  buttons[0].addEventListener("click", () => submit("success"));
+  buttons[1].addEventListener("click", () => submit("fail"));
+})();
+"""
+
+
+def _csp_hash(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+
+CHECKOUT_PAGE_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src {_csp_hash(_STYLE)}; script-src {_csp_hash(_SCRIPT)}; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _checked_return_url(url: str) -> str:
+    """Only http(s) or a same-origin absolute path, so navigating there can never run script."""
+    if len(url) > MAX_RETURN_URL_CHARS or "\\" in url or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise UnsafeReturnUrl("return_url is too long or contains whitespace, control characters or backslashes")
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise UnsafeReturnUrl("return_url cannot be parsed") from error
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return url
+    if not parts.scheme and not parts.netloc and url.startswith("/") and not url.startswith("//"):
+        return url
+    raise UnsafeReturnUrl("return_url must be an http(s) URL or a path starting with a single '/'")
+
+
+def _seat_items(seat_labels: list[str]) -> str:
+    if len(seat_labels) > MAX_SEAT_LABELS:
+        raise ValueError(f"at most {MAX_SEAT_LABELS} seat labels")
+    if not seat_labels:
+        return "<li>—</li>"
+    return "".join(f"<li>{escape(label[:MAX_SEAT_LABEL_CHARS])}</li>" for label in seat_labels)
+
+
+def render_checkout_page(
+    provider: Provider,
+    payment_id: str,
+    amount: int,
+    seat_labels: list[str],
+    return_url: str,
+    lang: str = "ko",
+) -> str:
+    """The page a person sees at ``GET /pg/{provider}/checkout/{payment_id}``; serve it with
+    ``CHECKOUT_PAGE_HEADERS``. Labels are bilingual; ``lang`` (ko|en, else ko) sets ``<html lang>``.
+    """
+    if not 0 <= amount <= MAX_AMOUNT_KRW:
+        raise ValueError(f"amount must be within 0..{MAX_AMOUNT_KRW} KRW")
+    if not 1 <= len(payment_id) <= MAX_PAYMENT_ID_CHARS:
+        raise ValueError(f"payment_id must be 1..{MAX_PAYMENT_ID_CHARS} characters")
+    page_lang = lang if lang in LANGUAGES else "ko"
+    name = escape(provider.name)
+    action = escape(f"/pg/{quote(provider.name, safe='')}/checkout/{quote(payment_id, safe='')}")
+    return_to = escape(_checked_return_url(return_url))
+    timeout_ms = provider.delay_ms + FETCH_TIMEOUT_MARGIN_MS
+    return f"""<!doctype html>
+<html lang="{page_lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{name} 결제 · Checkout</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<main id="checkout" class="card" data-action="{action}" data-return-url="{return_to}" data-timeout-ms="{timeout_ms}">
+<p class="brand">{name}</p>
+<h1>결제 확인 <span class="en">Confirm payment</span></h1>
+<dl>
+<dt>결제 금액 <span class="en">Amount</span></dt><dd class="amount">₩{amount:,}</dd>
+<dt>좌석 <span class="en">Seats</span></dt><dd><ul class="seats">{_seat_items(seat_labels)}</ul></dd>
+<dt>결제 번호 <span class="en">Payment</span></dt><dd class="mono">{escape(payment_id)}</dd>
+</dl>
+<div class="actions">
+<button id="pay-button" type="button">결제하기 / Pay</button>
+<button id="fail-button" type="button">실패 / Fail</button>
+</div>
+<p id="status" role="status" aria-live="polite"></p>
+<p class="note">테스트 결제입니다. 실제로 청구되지 않습니다. <span class="en">Test payment, nothing is charged.</span></p>
+</main>
+<script>{_SCRIPT}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,101 @@
+"""Restart is recovery: kill a block actor mid-stream and lose nothing that was acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+import ray
+
+from actors.seat_block import HoldRequest, start_block
+from domain.booking import Booking, BookingStatus, new_booking_id
+from domain.venue import Venue
+from persistence import open_store
+from tests.integration.conftest import insert_members
+
+pytestmark = pytest.mark.mysql
+
+VENUE = Venue.grid(sections=1, rows=10, cols=50, block_rows=10)  # one block of 500 seats
+
+
+async def prepare(url: str) -> None:
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+
+
+async def load(url: str):
+    store = open_store(url)
+    try:
+        return await store.claims(), await store.load_block(0)
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="module")
+def db(make_mysql_database, ray_instance):
+    url = make_mysql_database()
+    asyncio.run(prepare(url))
+    return url
+
+
+def test_killed_block_comes_back_with_every_sale_and_hold(db):
+    members = insert_members(db, 600)
+    [block] = VENUE.blocks()
+    actor = start_block(block, 300, 4, db)
+    rng = random.Random(3)
+    seats = list(block.seat_ids)
+    rng.shuffle(seats)
+
+    held_refs, confirm_refs = [], []
+    for number in range(50):
+        batch = [HoldRequest(new_booking_id(), members[number * 10 + i], (seats.pop(), seats.pop())) for i in range(4)]
+        batch.append(HoldRequest(new_booking_id(), members[number * 10 + 5], batch[0].seat_ids))  # a loser
+        held_refs.append(actor.hold_many.remote(batch))
+        if number == 25:
+            pid_before = ray.get(actor.stats.remote())["pid"]
+            ray.kill(actor, no_restart=False)
+        if number % 2 and held_refs:
+            done = [r for r in ray.get(held_refs[-2]) if isinstance(r, Booking)]
+            confirm_refs.append(actor.confirm.remote(done[0].booking_id))
+        time.sleep(0.01)
+
+    acknowledged = [r for ref in held_refs for r in ray.get(ref) if isinstance(r, Booking)]
+    confirmed = {b.booking_id: b for b in ray.get(confirm_refs)}
+    assert len(acknowledged) == 200, "every batch had four winners and one loser"
+    assert ray.get(actor.stats.remote())["pid"] != pid_before, "the actor really was killed and restarted"
+    assert all(b.status is BookingStatus.CONFIRMED for b in confirmed.values())
+
+    memory = ray.get(actor.status.remote()).status
+    claims, stored = await_load(db)
+    stored = {b.booking_id: b for b in stored}
+    for booking in acknowledged:
+        expected = BookingStatus.CONFIRMED if booking.booking_id in confirmed else BookingStatus.HELD
+        assert stored[booking.booking_id].status is expected
+        assert stored[booking.booking_id].expires_at == booking.expires_at, "a deadline never moves"
+        live = ray.get(actor.booking.remote(booking.booking_id))
+        assert live.status is expected and live.expires_at == booking.expires_at
+        for seat in booking.seat_ids:
+            assert claims[seat] == booking.booking_id
+            assert memory[seat - block.first_seat_id] == (ord("S") if expected is BookingStatus.CONFIRMED else ord("H"))
+    assert len(claims) == 400 == sum(1 for state in memory if state != ord("A"))
+    ray.kill(actor)
+
+
+def test_holds_that_expired_while_the_block_was_down_are_released(db):
+    members = insert_members(db, 2)
+    block = Venue.grid(sections=2, rows=10, cols=50, block_rows=10).blocks()[1]
+    actor = start_block(block, 1.0, 4, db)
+    [held] = ray.get(actor.hold_many.remote([HoldRequest(new_booking_id(), members[0], (block.first_seat_id,))]))
+    ray.kill(actor, no_restart=True)
+    time.sleep(1.2)
+    actor = start_block(block, 1.0, 4, db)
+    assert ray.get(actor.booking.remote(held.booking_id)).status is BookingStatus.EXPIRED
+    assert ray.get(actor.status.remote()).status[0] == ord("A")
+    ray.kill(actor)
+
+
+def await_load(url):
+    return asyncio.run(load(url))
