@@ -5,7 +5,7 @@ them (up to ``batch_changes_max``). So the busier the block, the larger its batc
 the cost of a commit is shared by everyone who waited for it.
 
 A batch the store refuses is split by what can be taken back: changes that claimed seats
-(holds, re-grants) are failed to their callers, who undo them; every other change
+(holds, re-grants) are reported failed to their callers, who undo them; every other change
 (confirmations, releases, expiries) already happened in memory and is retried until it is
 written, so the store catches up with what the block decided.
 """
@@ -26,11 +26,20 @@ RETRY_DELAY_MAX_SECONDS = 2.0
 Commit = Callable[[Sequence[BookingChange]], Awaitable[set[str]]]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """Of one ``write``: bookings refused by the member cap, and claims given up after a failed commit."""
+
+    refused: set[str]
+    failed: set[str]
+
+
 @dataclass
 class _Entry:
     changes: list[BookingChange]
-    undoable: bool
     future: asyncio.Future = field(repr=False)
+    refused: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
 
 
 class Journal:
@@ -46,10 +55,10 @@ class Journal:
     def backlog(self) -> int:
         return sum(len(entry.changes) for entry in self._pending)
 
-    async def write(self, changes: list[BookingChange], undoable: bool) -> set[str]:
-        """Wait until ``changes`` are committed; returns the booking ids the store refused."""
+    async def write(self, changes: list[BookingChange]) -> Outcome:
+        """Wait until ``changes`` are committed, except claims given up after a failed commit."""
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Entry(changes, undoable, future))
+        self._pending.append(_Entry(list(changes), future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await asyncio.shield(future)
@@ -64,10 +73,12 @@ class Journal:
                 log.warning("commit of %d changes failed: %r", sum(len(e.changes) for e in batch), error)
                 retried = []
                 for entry in batch:
-                    if entry.undoable:
-                        entry.future.set_exception(error)
-                    else:
+                    entry.failed |= {c.booking.booking_id for c in entry.changes if c.claims_seats}
+                    entry.changes = [c for c in entry.changes if not c.claims_seats]
+                    if entry.changes:
                         retried.append(entry)
+                    else:
+                        self._resolve(entry)
                 self._pending[:0] = retried
                 if retried:
                     await asyncio.sleep(retry_delay)
@@ -77,9 +88,13 @@ class Journal:
             self.batches += 1
             for entry in batch:
                 self.changes_written += len(entry.changes)
-                ids = {c.booking.booking_id for c in entry.changes}
-                if not entry.future.done():
-                    entry.future.set_result(refused & ids)
+                entry.refused |= refused & {c.booking.booking_id for c in entry.changes}
+                self._resolve(entry)
+
+    @staticmethod
+    def _resolve(entry: _Entry) -> None:
+        if not entry.future.done():
+            entry.future.set_result(Outcome(entry.refused, entry.failed))
 
     def _take_batch(self) -> list[_Entry]:
         batch, size = [], 0

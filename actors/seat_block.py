@@ -52,11 +52,12 @@ class SeatBlockActor:
         self._store = open_store(db_url, pool_size=2)
         self._journal = Journal(self._commit)
         self._started: asyncio.Task | None = None
-        self._version = 0
+        self._expiry: asyncio.Task | None = None
+        self._version = time.time_ns()  # grows across restarts, so a reader never mistakes a new incarnation for an old one
 
     async def _ready(self) -> None:
         """Load from the store on the first message (an actor constructor cannot await)."""
-        if self._started is None:
+        if self._started is None or (self._started.done() and self._started.exception() is not None):
             self._started = asyncio.create_task(self._start())
         await asyncio.shield(self._started)
 
@@ -65,9 +66,9 @@ class SeatBlockActor:
         expired = self._block.expire_due(time.time())
         if expired:
             log.info("%s: %d holds expired while the block was down", self._block.block.name, len(expired))
-            await self._journal.write(expired, undoable=False)
+            await self._journal.write(expired)
         self._version += 1
-        asyncio.create_task(self._expire_forever())
+        self._expiry = asyncio.create_task(self._expire_forever())
 
     async def _commit(self, changes) -> set[str]:
         return await self._store.commit_block_changes(
@@ -83,63 +84,37 @@ class SeatBlockActor:
         results: list[Booking | BookingChange | BookingError] = []
         for request in requests:
             existing = self._block.find(request.booking_id)
+            if existing is not None and existing.member_id == request.member_id:
+                results.append(existing)  # a retried message: this hold was already decided
+                continue
             try:
-                if existing is not None and (existing.member_id, existing.seat_ids) == (request.member_id, tuple(sorted(request.seat_ids))):
-                    results.append(existing)  # a retried message: the hold was already made
-                else:
-                    results.append(self._block.hold(request.booking_id, request.member_id, request.seat_ids, now))
+                results.append(self._block.hold(request.booking_id, request.member_id, request.seat_ids, now))
             except BookingError as error:
                 results.append(error)
-        changes = [r for r in results if isinstance(r, BookingChange)]
-        if changes:
-            self._version += 1
+        return await self._commit_decisions(results, self._refuse_hold)
+
+    async def confirm_many(self, payments: list[tuple[str, dict | None]]) -> list[Booking | BookingError]:
+        """Successful payments: each booking ends confirmed, or refunded if its seats are gone."""
+        await self._ready()
+        now = time.time()
+        results: list[BookingChange | BookingError] = []
+        for booking_id, detail in payments:
             try:
-                refused = await asyncio.wait_for(self._journal.write(changes, undoable=True), ACK_TIMEOUT_SECONDS)
-            except Exception as error:
-                log.warning("%s: holds not written, taken back: %r", self._block.block.name, error)
-                for change in reversed(changes):
-                    self._block.undo(change)
-                failure = StoreUnavailable("the booking store did not answer; nothing was held")
-                return [failure if isinstance(r, BookingChange) else r for r in results]
-            for change in changes:
-                if change.booking.booking_id in refused:
-                    self._block.undo(change)
-            results = [
-                TooManySeats("over the per-member seat cap across the hall", max_seats=self._block.max_seats_per_member)
-                if isinstance(r, BookingChange) and r.booking.booking_id in refused
-                else r
-                for r in results
-            ]
-        return [r.booking if isinstance(r, BookingChange) else r for r in results]
+                results.append(self._block.confirm(booking_id, now, detail))
+            except BookingError as error:
+                results.append(error)
+        return await self._commit_decisions(results, self._refund_instead)
 
     async def confirm(self, booking_id: str, detail: dict | None = None) -> Booking:
-        """A payment succeeded: the booking ends confirmed, or refunded if its seats are gone."""
-        await self._ready()
-        change = self._block.confirm(booking_id, time.time(), detail)
-        try:
-            refused = await self._write(change)
-        except StoreUnavailable:
-            if not change.claims_seats:
-                raise
-            self._block.undo(change)
-            raise
-        if change.booking.booking_id in refused:
-            self._block.undo(change)
-            change = self._block.confirm(booking_id, time.time(), detail, regrant=False)
-            await self._write(change)
-        return change.booking
+        return self._raise_error(await self.confirm_many([(booking_id, detail)]))
 
     async def cancel(self, booking_id: str, member_id: int) -> Booking:
         await self._ready()
-        change = self._block.cancel(booking_id, time.time(), member_id)
-        await self._write(change)
-        return change.booking
+        return self._raise_error(await self._decide(lambda now: self._block.cancel(booking_id, now, member_id)))
 
     async def fail_payment(self, booking_id: str, detail: dict | None = None) -> Booking:
         await self._ready()
-        change = self._block.fail_payment(booking_id, time.time(), detail)
-        await self._write(change)
-        return change.booking
+        return self._raise_error(await self._decide(lambda now: self._block.fail_payment(booking_id, now, detail)))
 
     async def booking(self, booking_id: str) -> Booking:
         await self._ready()
@@ -165,12 +140,59 @@ class SeatBlockActor:
 
     # ---- internals
 
-    async def _write(self, change: BookingChange) -> set[str]:
+    async def _decide(self, decision) -> list[Booking | BookingError]:
+        try:
+            return await self._commit_decisions([decision(time.time())], self._refuse_hold)
+        except BookingError as error:
+            return [error]
+
+    @staticmethod
+    def _raise_error(results: list[Booking | BookingError]) -> Booking:
+        [result] = results
+        if isinstance(result, BookingError):
+            raise result
+        return result
+
+    async def _commit_decisions(self, results, on_refused) -> list[Booking | BookingError]:
+        """Write the changes among ``results`` and turn each into the caller's answer.
+
+        A claim the journal gave up on is undone (it never became durable, so it never
+        happened); one the member cap refused is handed to ``on_refused``. On a timeout
+        nothing is undone: the change may still commit, and the store stays the truth.
+        """
+        changes = [r for r in results if isinstance(r, BookingChange)]
+        if not changes:
+            return list(results)
         self._version += 1
         try:
-            return await asyncio.wait_for(self._journal.write([change], undoable=change.claims_seats), ACK_TIMEOUT_SECONDS)
-        except Exception as error:
-            raise StoreUnavailable("the booking store did not confirm the change in time") from error
+            outcome = await asyncio.wait_for(self._journal.write(changes), ACK_TIMEOUT_SECONDS)
+        except asyncio.TimeoutError:
+            unknown = StoreUnavailable("the booking store did not confirm the change in time")
+            return [unknown if isinstance(r, BookingChange) else r for r in results]
+        answers: list[Booking | BookingError] = []
+        for result in results:
+            if isinstance(result, BookingChange):
+                booking_id = result.booking.booking_id
+                if booking_id in outcome.failed:
+                    self._block.undo(result)
+                    result = StoreUnavailable("the booking store refused the change; nothing was held")
+                elif booking_id in outcome.refused:
+                    self._block.undo(result)
+                    result = await on_refused(result)
+                else:
+                    result = result.booking
+            answers.append(result)
+        return answers
+
+    async def _refuse_hold(self, change: BookingChange) -> BookingError:
+        return TooManySeats("over the per-member seat cap across the hall", max_seats=self._block.max_seats_per_member)
+
+    async def _refund_instead(self, change: BookingChange) -> Booking | BookingError:
+        """A late success whose re-grant would pass the member's cap is refunded instead."""
+        detail = {k: v for k, v in change.detail.items() if k != "regranted_from"}
+        refund = self._block.confirm(change.booking.booking_id, time.time(), detail, regrant=False)
+        [answer] = await self._commit_decisions([refund], self._refuse_hold)
+        return answer
 
     async def _expire_forever(self) -> None:
         """Release unpaid holds within a tick of their deadline, for as long as the actor lives."""
@@ -181,10 +203,7 @@ class SeatBlockActor:
             expired = self._block.expire_due(time.time())
             if expired:
                 self._version += 1
-                try:
-                    await self._journal.write(expired, undoable=False)
-                except Exception:
-                    log.exception("%s: writing expiries failed (they are retried)", self._block.block.name)
+                await self._journal.write(expired)
 
 
 SeatBlockRemote = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)(SeatBlockActor)

@@ -7,6 +7,7 @@ later as a confusing failure in the middle of a sale.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from datetime import datetime
 from functools import cached_property
 
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite:///", "mysql://")):
             raise ValueError("ENCORE_DB_URL must start with sqlite:/// or mysql://")
+        if value.startswith("sqlite:///"):
+            # every actor and replica opens the file itself, from its own working directory
+            return "sqlite:///" + str(Path(value.removeprefix("sqlite:///")).resolve())
         return value
 
     @model_validator(mode="after")

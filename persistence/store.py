@@ -242,7 +242,11 @@ class SqlStore(ABC):
         return Payment(*row) if row else None
 
     async def record_payment_result(self, event_id: str, payment: Payment, status: str, now: float, detail: dict) -> bool:
-        """Store a provider's verdict once. Returns False if this event was already received."""
+        """Store a provider's verdict once; the first verdict settles the payment.
+
+        Returns False if this event was already received. A failure is logged by the seat
+        block that releases the seats, so only a success is logged here.
+        """
         async with self.transaction() as tx:
             try:
                 await tx.execute(
@@ -251,13 +255,14 @@ class SqlStore(ABC):
                 )
             except Conflict:
                 return False
-            await tx.execute(
+            settled = await tx.execute(
                 "UPDATE payments SET status = ?, updated_at = ? WHERE payment_id = ? AND status = 'pending'",
                 (status, now, payment.payment_id),
             )
-            event = EventType.PAYMENT_SUCCEEDED if status == "succeeded" else EventType.PAYMENT_FAILED
-            if event is EventType.PAYMENT_SUCCEEDED:
-                await self._append_log(tx, [LogEvent(now, event.value, payment.booking_id, payment.member_id, (), detail)])
+            if settled and status == "succeeded":
+                await self._append_log(tx, [LogEvent(
+                    now, EventType.PAYMENT_SUCCEEDED.value, payment.booking_id, payment.member_id, (), detail
+                )])
         return True
 
     # ---- the booking log

@@ -1,0 +1,156 @@
+"""The queue actor: owns the ``WaitingRoom``, admits on a timer, and publishes a small summary.
+
+Joins arrive in batches from the ingress replicas. Polls never come here: each replica
+caches ``summary()`` (head, measured rate and recent *admission checkpoints*) and answers
+from the signed ticket alone. A checkpoint ``(head, at)`` says that by time ``at`` everyone
+numbered below ``head`` had been admitted, so a replica can tell when a number was admitted
+and therefore when its admission ends, without asking.
+
+The room is saved to the store at most once per ``SAVE_INTERVAL_SECONDS`` and on every
+admission step, and rebuilt from it on restart; tickets stay valid across a restart because
+they carry their own number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import ray
+
+from domain.errors import BookingError
+from domain.waiting_room import Standing, WaitingRoom
+from encore.settings import Settings
+from persistence import open_store
+from persistence.records import LogEvent
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "encore"
+QUEUE_ACTOR_NAME = "encore-queue"
+ADVANCE_INTERVAL_SECONDS = 0.1
+SAVE_INTERVAL_SECONDS = 1.0
+CHECKPOINTS_MAX = 20_000
+
+
+class QueueActor:
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._store = open_store(settings.db_url, pool_size=2)
+        self._room: WaitingRoom | None = None
+        self._checkpoints: list[tuple[int, float]] = []
+        self._events: list[LogEvent] = []
+        self._dirty = False
+        self._started: asyncio.Task | None = None
+        self._loop: asyncio.Task | None = None
+
+    async def _ready(self) -> WaitingRoom:
+        if self._started is None or (self._started.done() and self._started.exception() is not None):
+            self._started = asyncio.create_task(self._start())
+        await asyncio.shield(self._started)
+        assert self._room is not None
+        return self._room
+
+    async def _start(self) -> None:
+        saved = await self._store.load_queue()
+        if saved is not None:
+            self._room = WaitingRoom.restore(saved["room"])
+            self._checkpoints = [tuple(c) for c in saved["checkpoints"]]
+            log.info("queue restored: %s", self._room.summary())
+        else:
+            opens_at = self._settings.sale_opens_at.timestamp() if self._settings.sale_opens_at else None
+            self._room = WaitingRoom(
+                max_active=self._settings.queue_max_active,
+                admit_per_second=self._settings.queue_admit_per_second,
+                admission_seconds=self._settings.admission_seconds,
+                opens_at=opens_at,
+                epoch=int(opens_at or 0),
+            )
+        self._loop = asyncio.create_task(self._advance_forever())
+
+    # ---- messages
+
+    async def join_many(self, member_ids: list[int]) -> list[Standing | BookingError]:
+        room = await self._ready()
+        now = time.time()
+        answers: list[Standing | BookingError] = []
+        for member_id in member_ids:
+            try:
+                standing, event = room.join(member_id, now)
+            except BookingError as error:
+                answers.append(error)
+                continue
+            if event is not None:
+                self._record(event)
+            answers.append(standing)
+        return answers
+
+    async def standings(self, member_ids: list[int]) -> list[Standing | None]:
+        """Where members stand; only asked once per person, for a ticket drawn at the opening."""
+        room = await self._ready()
+        return [room.state_of(member_id) for member_id in member_ids]
+
+    async def complete(self, member_id: int) -> None:
+        """The member bought their seats: their admitted place goes to the next person."""
+        room = await self._ready()
+        event = room.complete(member_id, time.time())
+        if event is not None:
+            self._record(event)
+
+    async def summary(self) -> dict:
+        room = await self._ready()
+        return {**room.summary(), "checkpoints": self._checkpoints[-CHECKPOINTS_MAX:], "epoch": room.epoch}
+
+    # ---- the timer
+
+    async def _advance_forever(self) -> None:
+        saved_at = 0.0
+        while True:
+            await asyncio.sleep(ADVANCE_INTERVAL_SECONDS)
+            now = time.time()
+            room = self._room
+            head_before = room.head
+            for event in room.advance(now):
+                self._record(event)
+            if room.head != head_before:
+                self._checkpoints.append((room.head, now))
+                self._forget_old_checkpoints(now)
+            try:
+                if self._events:
+                    events, self._events = self._events, []
+                    await self._store.append_log(events)
+                if self._dirty and (now - saved_at >= SAVE_INTERVAL_SECONDS or room.head != head_before):
+                    self._dirty = False
+                    await self._store.save_queue({"room": room.snapshot(), "checkpoints": self._checkpoints}, now)
+                    saved_at = now
+            except Exception:
+                log.exception("saving the queue failed; retrying on the next tick")
+                self._dirty = True
+
+    def _record(self, event) -> None:
+        self._dirty = True
+        detail = {"number": event.number}
+        if event.requeued_as is not None:
+            detail["requeued_as"] = event.requeued_as
+        if event.reason:
+            detail["reason"] = event.reason
+        self._events.append(LogEvent(event.at, event.type.value, None, event.member_id, (), detail))
+
+    def _forget_old_checkpoints(self, now: float) -> None:
+        """A checkpoint older than an admission cannot make anyone admitted any more."""
+        horizon = now - self._settings.admission_seconds - 60
+        keep = next((i for i, (_, at) in enumerate(self._checkpoints) if at >= horizon), len(self._checkpoints))
+        if keep > 1:
+            del self._checkpoints[: keep - 1]
+        del self._checkpoints[:-CHECKPOINTS_MAX]
+
+
+QueueRemote = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)(QueueActor)
+
+
+def start_queue(settings: Settings):
+    return QueueRemote.options(
+        name=QUEUE_ACTOR_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
+    ).remote(settings)
+

@@ -1,0 +1,88 @@
+"""Every refusal as a JSON problem body ``{code, message, ...}`` with the right status.
+
+Domain errors keep their own stable codes; this module only decides the HTTP status for
+each, in one table, and makes sure nothing (validation, 404 routes, crashes) escapes as
+anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain import errors as domain
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
+    domain.InvalidSeats: 422,
+    domain.SeatsSpanBlocks: 422,
+    domain.TooManySeats: 422,
+    domain.SeatUnavailable: 409,
+    domain.BookingNotFound: 404,
+    domain.BookingNotHeld: 409,
+    domain.StoreUnavailable: 503,
+}
+
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An HTTP refusal with a stable ``code``; extra keyword arguments join the body."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
+
+
+def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
+
+
+def from_domain(error: domain.BookingError) -> ApiError:
+    status = STATUS_BY_DOMAIN_ERROR.get(type(error), 409)
+    return ApiError(status, error.code, error.message, **error.extra)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError):
+        return problem(error.status, error.code, error.message, error.headers, **error.extra)
+
+    @app.exception_handler(domain.BookingError)
+    async def _domain_error(request: Request, error: domain.BookingError):
+        api = from_domain(error)
+        return problem(api.status, api.code, api.message, **api.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError):
+        details = [
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in error.errors()[:20]
+        ]
+        return problem(422, "validation_error", "the request is not valid", errors=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException):
+        code = CODE_BY_STATUS.get(error.status_code, "error")
+        return problem(error.status_code, code, str(error.detail), getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal_error", "something went wrong on our side")

@@ -1,0 +1,143 @@
+"""Request and response bodies of the HTTP contract (../shared/API.md), with their bounds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SEATS_PER_REQUEST_MAX = 20
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignUp(Strict):
+    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=128)
+    nickname: str = Field(min_length=1, max_length=64)
+
+
+class Login(Strict):
+    username: str = Field(min_length=1, max_length=32)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class MemberOut(BaseModel):
+    id: int
+    username: str
+    nickname: str
+    role: Literal["user", "admin"]
+
+
+class SessionOut(BaseModel):
+    token: str
+    member: MemberOut
+
+
+class QueueOut(BaseModel):
+    ticket: str
+    state: Literal["waiting", "admitted", "expired"]
+    ahead: int
+    eta_seconds: float
+    poll_after_ms: int
+    admission_token: str | None = None
+
+
+class SectionOut(BaseModel):
+    name: str
+    rows: int
+    cols: int
+    first_seat_id: int
+
+
+class VenueOut(BaseModel):
+    seats: int
+    sections: list[SectionOut]
+    hold_seconds: float
+    max_seats_per_member: int
+    price_per_seat: int
+    providers: list[str]
+
+
+class SeatsOut(BaseModel):
+    version: str
+    status: str
+
+
+class HoldIn(Strict):
+    seat_ids: list[int] = Field(min_length=1, max_length=SEATS_PER_REQUEST_MAX)
+
+
+class HoldOut(BaseModel):
+    booking_id: str
+    seat_ids: list[int]
+    status: str
+    expires_at: str
+
+
+class CancelOut(BaseModel):
+    booking_id: str
+    status: str
+
+
+class PaymentIn(Strict):
+    provider: str = Field(min_length=1, max_length=32)
+
+
+class PaymentOut(BaseModel):
+    payment_id: str
+    provider: str
+    status: str
+    amount: int
+    redirect_url: str
+
+
+class BookingOut(BaseModel):
+    booking_id: str
+    member_id: int
+    seat_ids: list[int]
+    seat_labels: list[str]
+    status: str
+    created_at: str
+    expires_at: str
+    payment: PaymentOut | None = None
+
+
+class BookingsOut(BaseModel):
+    bookings: list[BookingOut]
+
+
+class CheckoutIn(Strict):
+    result: Literal["success", "fail"]
+
+
+class CheckoutOut(BaseModel):
+    delivered: bool
+    status: str
+
+
+class CallbackOut(BaseModel):
+    booking_id: str
+    status: str
+
+
+class LogEventOut(BaseModel):
+    id: int
+    at: str
+    type: str
+    booking_id: str | None
+    member_id: int | None
+    seat_ids: list[int]
+    detail: dict
+
+
+class LogPageOut(BaseModel):
+    events: list[LogEventOut]
+    next_cursor: str | None
+
+
+class Problem(BaseModel):
+    code: str
+    message: str

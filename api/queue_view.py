@@ -1,0 +1,86 @@
+"""Answering "how many are ahead of me?" in the replica, from a ticket and a cached summary.
+
+The queue actor's summary is refreshed in the background; a poll reads only it. A number
+below the head was admitted at the time of the first checkpoint whose head passed it, so
+its admission ends ``admission_seconds`` later: until then the poll hands out an admission
+token that expires with it, afterwards the ticket reads ``expired`` (the actor has put the
+person back at the end of the line; joining again returns their new place).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from dataclasses import dataclass
+
+from encore.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_MS_MIN = 1000
+POLL_MS_MAX = 15_000
+
+
+@dataclass(frozen=True)
+class Position:
+    state: str
+    ahead: int
+    eta_seconds: float
+    poll_after_ms: int
+    admitted_until: float | None = None
+
+
+class QueueView:
+    def __init__(self, queue, settings: Settings, interval_ms: int = 200):
+        self._queue = queue
+        self._admission_seconds = settings.admission_seconds
+        self._rate_default = settings.queue_admit_per_second
+        self._interval = interval_ms / 1000
+        self.summary: dict | None = None
+        self._heads: list[int] = []
+        self._times: list[float] = []
+
+    def update(self, summary: dict) -> None:
+        self.summary = summary
+        self._heads = [head for head, _ in summary["checkpoints"]]
+        self._times = [at for _, at in summary["checkpoints"]]
+
+    async def refresh(self) -> None:
+        self.update(await self._queue.summary.remote())
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("queue summary refresh failed")
+            await asyncio.sleep(self._interval)
+
+    def position(self, number: int | None, now: float | None = None) -> Position:
+        """Where ticket ``number`` stands (``None``: in the pre-opening draw)."""
+        now = time.time() if now is None else now
+        summary = self.summary or {"head": 1, "rate": self._rate_default, "drawing": 0, "opened": False, "opens_at": None}
+        rate = summary["rate"] or self._rate_default
+        if number is None:
+            ahead = max(0, summary["drawing"] - 1)
+            wait = max(0.0, (summary["opens_at"] or now) - now) + ahead / rate
+            return Position("waiting", ahead, round(wait, 1), _poll_ms(wait))
+        if number >= summary["head"]:
+            ahead = number - summary["head"]
+            wait = ahead / rate
+            return Position("waiting", ahead, round(wait, 1), _poll_ms(wait))
+        admitted_at = self._admitted_at(number)
+        if admitted_at is None or admitted_at + self._admission_seconds <= now:
+            return Position("expired", 0, 0.0, POLL_MS_MAX)
+        return Position("admitted", 0, 0.0, POLL_MS_MAX, admitted_at + self._admission_seconds)
+
+    def _admitted_at(self, number: int) -> float | None:
+        index = bisect.bisect_right(self._heads, number)
+        return self._times[index] if index < len(self._times) else None
+
+
+def _poll_ms(wait_seconds: float) -> int:
+    """Poll about ten times over the expected wait, between one and fifteen seconds apart."""
+    return int(min(POLL_MS_MAX, max(POLL_MS_MIN, wait_seconds * 100)))

@@ -1,0 +1,344 @@
+"""The HTTP edge: every route of ../shared/API.md, translating HTTP to ``BookingService`` and back."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import errors, models
+from api.auth import Caller, hash_password, password_matches
+from api.errors import ApiError
+from api.idempotency import request_fingerprint, run_once
+from api.metrics import Metrics
+from api.service import BookingService
+from domain.booking import Booking
+from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
+from persistence import Conflict
+from persistence.records import LogQuery, Payment
+
+WEB = FilePath(__file__).resolve().parent.parent / "web"
+BODY_BYTES_MAX = 16 * 1024
+LOG_PAGE_DEFAULT = 50
+LOG_PAGE_MAX = 200
+
+router = APIRouter()
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, "validation_error", f"{name} must be an ISO-8601 time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+_service: BookingService | None = None
+
+
+def use_service(booking_service: BookingService) -> None:
+    """Give this process's routes their service. Serve runs a copy of the app object in each
+    replica, so the service lives here, in the module, rather than on ``app.state``."""
+    global _service
+    _service = booking_service
+
+
+async def service() -> BookingService:
+    if _service is None:
+        raise ApiError(503, "starting", "the service is starting", {"Retry-After": "1"})
+    return _service
+
+
+async def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+    return (await service()).tokens.caller(authorization)
+
+
+async def admitted(who: Annotated[Caller, Depends(caller)], x_admission_token: Annotated[str | None, Header()] = None) -> Caller:
+    (await service()).tokens.check_admission(x_admission_token, who)
+    return who
+
+
+async def writer(who: Annotated[Caller, Depends(admitted)]) -> Caller:
+    (await service()).rate_limiter.check(who.member_id, time.time())
+    return who
+
+
+Service = Annotated[BookingService, Depends(service)]
+Authenticated = Annotated[Caller, Depends(caller)]
+Writer = Annotated[Caller, Depends(writer)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def member_out(member) -> models.MemberOut:
+    return models.MemberOut(id=member.id, username=member.username, nickname=member.nickname, role=member.role)
+
+
+def booking_out(svc: BookingService, booking: Booking, payment: Payment | None = None) -> models.BookingOut:
+    return models.BookingOut(
+        booking_id=booking.booking_id,
+        member_id=booking.member_id,
+        seat_ids=list(booking.seat_ids),
+        seat_labels=[svc.venue.label(s) for s in booking.seat_ids],
+        status=booking.status.value,
+        created_at=iso(booking.created_at),
+        expires_at=iso(booking.expires_at),
+        payment=payment_out(payment) if payment else None,
+    )
+
+
+def payment_out(payment: Payment) -> models.PaymentOut:
+    return models.PaymentOut(
+        payment_id=payment.payment_id, provider=payment.provider, status=payment.status, amount=payment.amount,
+        redirect_url=f"/pg/{payment.provider}/checkout/{payment.payment_id}",
+    )
+
+
+# ---- members and sessions
+
+@router.post("/api/members", status_code=201, response_model=models.MemberOut, tags=["members"])
+async def sign_up(body: models.SignUp, svc: Service):
+    try:
+        member = await svc.store.create_member(body.username, body.nickname, await hash_password(body.password), "user", time.time())
+    except Conflict:
+        raise ApiError(409, "username_taken", "that username is taken") from None
+    return member_out(member)
+
+
+@router.post("/api/sessions", response_model=models.SessionOut, tags=["members"])
+async def log_in(body: models.Login, svc: Service):
+    member = await svc.store.member_by_username(body.username)
+    if not await password_matches(member.password_hash if member else None, body.password) or member is None:
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    return models.SessionOut(token=svc.tokens.session(member.id, member.role), member=member_out(member))
+
+
+@router.get("/api/me", response_model=models.MemberOut, tags=["members"])
+async def me(who: Authenticated, svc: Service):
+    member = await svc.store.member_by_id(who.member_id)
+    if member is None:
+        raise ApiError(401, "unauthorized", "this member no longer exists")
+    return member_out(member)
+
+
+# ---- the waiting queue
+
+@router.post("/api/queue", response_model=models.QueueOut, tags=["queue"])
+async def join_queue(who: Authenticated, svc: Service):
+    return await svc.join_queue(who)
+
+
+@router.get("/api/queue", response_model=models.QueueOut, tags=["queue"])
+async def poll_queue(who: Authenticated, svc: Service, ticket: Annotated[str, Query(max_length=2048)]):
+    return await svc.poll_queue(who, ticket)
+
+
+# ---- venue and seats
+
+@router.get("/api/venue", response_model=models.VenueOut, tags=["seats"])
+async def venue(svc: Service, response: Response):
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return svc.venue_out
+
+
+@router.get("/api/seats", response_model=models.SeatsOut, tags=["seats"],
+            responses={304: {"description": "the map has not changed since the ETag sent in If-None-Match"}})
+async def seats(svc: Service, if_none_match: Annotated[str | None, Header()] = None):
+    seat_map = svc.seat_map
+    headers = {"ETag": seat_map.etag, "Cache-Control": "public, max-age=1"}
+    if if_none_match is not None and seat_map.etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(seat_map.body, media_type="application/json", headers=headers)
+
+
+# ---- holds, bookings, payments
+
+@router.post("/api/holds", status_code=201, response_model=models.HoldOut, tags=["bookings"],
+             responses={409: {"model": models.Problem}, 422: {"model": models.Problem}})
+async def hold(body: models.HoldIn, request: Request, who: Writer, svc: Service, key: IdempotencyKey = None):
+    async def work():
+        booking = await svc.hold(who.member_id, body.seat_ids)
+        return 201, models.HoldOut(
+            booking_id=booking.booking_id, seat_ids=list(booking.seat_ids), status=booking.status.value,
+            expires_at=iso(booking.expires_at),
+        ).model_dump()
+
+    fingerprint = request_fingerprint("POST", "/api/holds", json.dumps(body.model_dump(), sort_keys=True).encode())
+    return await run_once(svc.store, who.member_id, key, fingerprint, work)
+
+
+@router.delete("/api/holds/{booking_id}", response_model=models.CancelOut, tags=["bookings"])
+async def release(booking_id: Annotated[str, Path(max_length=32)], who: Authenticated, svc: Service):
+    booking = await svc.cancel(who.member_id, booking_id)
+    return models.CancelOut(booking_id=booking.booking_id, status=booking.status.value)
+
+
+@router.post("/api/bookings/{booking_id}/payments", status_code=201, response_model=models.PaymentOut, tags=["payments"])
+async def pay(booking_id: str, body: models.PaymentIn, request: Request, who: Writer, svc: Service, key: IdempotencyKey = None):
+    async def work():
+        payment = await svc.start_payment(who.member_id, booking_id, body.provider)
+        return 201, payment_out(payment).model_dump()
+
+    path = f"/api/bookings/{booking_id}/payments"
+    fingerprint = request_fingerprint("POST", path, json.dumps(body.model_dump(), sort_keys=True).encode())
+    return await run_once(svc.store, who.member_id, key, fingerprint, work)
+
+
+@router.get("/api/bookings/{booking_id}", response_model=models.BookingOut, tags=["bookings"])
+async def booking(booking_id: str, who: Authenticated, svc: Service):
+    view = await svc.booking(booking_id, who.member_id, who.is_admin)
+    return booking_out(svc, view.booking, view.payment)
+
+
+@router.get("/api/me/bookings", response_model=models.BookingsOut, tags=["bookings"])
+async def my_bookings(who: Authenticated, svc: Service):
+    bookings = await svc.store.member_bookings(who.member_id)
+    return models.BookingsOut(bookings=[booking_out(svc, b) for b in bookings])
+
+
+# ---- mock payment providers
+
+@router.get("/pg/{provider}/checkout/{payment_id}", response_class=HTMLResponse, tags=["providers"])
+async def checkout_page(provider: str, payment_id: str, svc: Service):
+    payment = await svc.payment_of(provider, payment_id)
+    found = await svc.store.booking(payment.booking_id)
+    labels = [svc.venue.label(s) for s in found[0].seat_ids] if found else []
+    page = render_checkout_page(svc.providers[provider], payment.payment_id, payment.amount, labels,
+                                f"/#/bookings/{payment.booking_id}")
+    return HTMLResponse(page, headers=CHECKOUT_PAGE_HEADERS)
+
+
+@router.post("/pg/{provider}/checkout/{payment_id}", response_model=models.CheckoutOut, tags=["providers"])
+async def checkout(provider: str, payment_id: str, body: models.CheckoutIn, svc: Service):
+    status, delivered = await svc.checkout(provider, payment_id, body.result)
+    return models.CheckoutOut(delivered=delivered, status=status)
+
+
+@router.post("/api/payments/{provider}/callback", response_model=models.CallbackOut, tags=["payments"],
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
+async def payment_callback(provider: str, request: Request, svc: Service):
+    if provider not in svc.providers:
+        raise ApiError(404, "unknown_provider", "no such payment provider")
+    raw = await request.body()
+    try:
+        payload = read_callback(svc.providers[provider], raw, request.headers.get(SIGNATURE_HEADER), time.time(),
+                                svc.settings.callback_tolerance_seconds)
+    except SignatureError as error:
+        raise ApiError(401, "bad_signature", f"the callback signature is {error.reason}") from None
+    except CallbackPayloadError as error:
+        raise ApiError(422, "bad_callback", str(error)) from None
+    booking = await svc.payment_callback(provider, payload)
+    return models.CallbackOut(booking_id=booking.booking_id, status=booking.status.value)
+
+
+# ---- the booking log
+
+def log_query(booking_id, member_id, seat_id, type_, since, until, limit, cursor) -> LogQuery:
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise ApiError(422, "bad_cursor", "the cursor is not one this service gave out")
+        before = int(cursor)
+    return LogQuery(booking_id=booking_id, member_id=member_id, seat_id=seat_id, type=type_,
+                    since=parse_time(since, "since"), until=parse_time(until, "until"), before_id=before, limit=limit)
+
+
+async def log_page(svc: BookingService, query: LogQuery) -> models.LogPageOut:
+    events = await svc.store.query_log(query)
+    return models.LogPageOut(
+        events=[models.LogEventOut(id=e.id, at=iso(e.at), type=e.type, booking_id=e.booking_id, member_id=e.member_id,
+                                   seat_ids=list(e.seat_ids), detail=e.detail) for e in events],
+        next_cursor=str(events[-1].id) if len(events) == query.limit else None,
+    )
+
+
+@router.get("/api/admin/logs", response_model=models.LogPageOut, tags=["log"])
+async def admin_logs(
+    who: Authenticated, svc: Service,
+    booking_id: Annotated[str | None, Query(max_length=32)] = None,
+    member_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    seat_id: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+    type: Annotated[str | None, Query(max_length=32)] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_MAX)] = LOG_PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+):
+    if not who.is_admin:
+        raise ApiError(403, "admin_only", "only an admin may read everyone's log")
+    return await log_page(svc, log_query(booking_id, member_id, seat_id, type, since, until, limit, cursor))
+
+
+@router.get("/api/me/logs", response_model=models.LogPageOut, tags=["log"])
+async def my_logs(
+    who: Authenticated, svc: Service,
+    booking_id: Annotated[str | None, Query(max_length=32)] = None,
+    seat_id: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+    type: Annotated[str | None, Query(max_length=32)] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_MAX)] = LOG_PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+):
+    return await log_page(svc, log_query(booking_id, who.member_id, seat_id, type, since, until, limit, cursor))
+
+
+# ---- operations
+
+@router.get("/healthz", tags=["operations"])
+async def healthz(svc: Service):
+    if not svc.seat_map.fresh.is_set() or svc.queue_view.summary is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return {"status": "ok", "seats": svc.venue.seats}
+
+
+@router.get("/metrics", tags=["operations"])
+async def metrics(request: Request, svc: Service):
+    return Response(request.app.state.metrics.render(svc), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/static-ceiling", include_in_schema=False)
+async def static_ceiling():
+    """A constant answer through the same front: the ceiling every benchmark divides by."""
+    return Response(b'{"ok":true}', media_type="application/json")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Encore", version="0.1.0", description="Concert ticket booking: queue, seat map, holds, payments.")
+    errors.install(app)
+    app.include_router(router)
+    app.state.metrics = Metrics()
+
+    @app.middleware("http")
+    async def bound_and_measure(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > BODY_BYTES_MAX):
+            return errors.problem(413, "body_too_large", f"request bodies are at most {BODY_BYTES_MAX} bytes")
+        started = time.perf_counter()
+        if _service is not None:
+            _service.start_background()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        app.state.metrics.observe(getattr(route, "path", "unmatched"), request.method, response.status_code,
+                                  time.perf_counter() - started)
+        return response
+
+    if WEB.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def page():
+            return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,230 @@
+"""What one ingress replica does for a request, between the HTTP route and the actors.
+
+It holds the replica's handles (store, blocks, queue), its caches (seat map, queue head)
+and the hold batcher, and turns each use case into actor and store calls. The booking rules
+themselves stay in ``domain``; the routes only translate HTTP to these methods and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from actors.queue import start_queue
+from actors.seat_block import HoldRequest, start_block
+from api.auth import Caller, Tokens
+from api.batcher import Batcher
+from api.models import QueueOut, SectionOut, VenueOut
+from api.ratelimit import RateLimiter
+from api.errors import ApiError
+from api.queue_view import QueueView
+from api.seatmap import SeatMap
+from domain.booking import Booking, BookingStatus, EventType, new_booking_id
+from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks
+from encore.settings import Settings
+from payments import CallbackPayload, complete_checkout, providers_from_settings
+from persistence import open_store
+from persistence.records import LogEvent, Payment
+
+log = logging.getLogger(__name__)
+
+QUEUE_TICKET_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class BookingView:
+    booking: Booking
+    block_index: int
+    payment: Payment | None
+
+
+class BookingService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.venue = settings.venue
+        self.store = open_store(settings.db_url, pool_size=8)
+        self.blocks = [
+            start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url)
+            for block in self.venue.blocks()
+        ]
+        self.queue = start_queue(settings)
+        self.queue_view = QueueView(self.queue, settings)
+        self.seat_map = SeatMap(self.venue, self.blocks, settings.snapshot_interval_ms)
+        self.holds = Batcher(self._hold_batch, settings.hold_batch_max)
+        self.providers = providers_from_settings(
+            settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
+        )
+        self.tokens = Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds)
+        self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute)
+        self.joins = Batcher(self._join_batch, settings.hold_batch_max)
+        self.venue_out = VenueOut(
+            seats=self.venue.seats,
+            sections=[SectionOut(**vars(section)) for section in self.venue.sections],
+            hold_seconds=settings.hold_seconds,
+            max_seats_per_member=settings.max_seats_per_member,
+            price_per_seat=settings.price_per_seat,
+            providers=list(self.providers),
+        )
+        self._rng = random.Random()
+        self._http: httpx.AsyncClient | None = None
+        self._background: list[asyncio.Task] = []
+
+    def start_background(self) -> None:
+        """Start the refresh loops; called once the replica's event loop runs."""
+        if not self._background:
+            self._background = [
+                asyncio.create_task(self.seat_map.run_forever()),
+                asyncio.create_task(self.queue_view.run_forever()),
+            ]
+
+    # ---- the waiting queue
+
+    async def join_queue(self, caller: Caller) -> QueueOut:
+        """Join (or rejoin: the same place comes back) and get a signed ticket to poll with."""
+        standing = await self.joins.submit("queue", caller.member_id)
+        if isinstance(standing, BookingError):
+            raise ApiError(503, standing.code, standing.message, {"Retry-After": "5"})
+        return self._queue_answer(caller, standing.number)
+
+    async def poll_queue(self, caller: Caller, ticket: str) -> QueueOut:
+        """Answered from the ticket and the cached head; only a ticket from before the opening
+        draw asks the actor, once, for the number the draw gave it."""
+        claims = self.tokens.ticket_claims(ticket, caller)
+        number = claims.get("n")
+        summary = self.queue_view.summary
+        if number is None and summary is not None and summary["opened"]:
+            [standing] = await self.queue.standings.remote([caller.member_id])
+            if standing is None:
+                raise ApiError(403, "bad_ticket", "this ticket is no longer in the queue; join again")
+            number = standing.number
+        return self._queue_answer(caller, number)
+
+    def _queue_answer(self, caller: Caller, number: int | None) -> QueueOut:
+        epoch = (self.queue_view.summary or {}).get("epoch", 0)
+        position = self.queue_view.position(number)
+        ticket = self.tokens.ticket(caller.member_id, number, epoch, QUEUE_TICKET_SECONDS)
+        admission = None
+        if position.state == "admitted":
+            admission = self.tokens.admission(caller.member_id, number, epoch, position.admitted_until)
+        return QueueOut(
+            ticket=ticket, state=position.state, ahead=position.ahead, eta_seconds=position.eta_seconds,
+            poll_after_ms=position.poll_after_ms, admission_token=admission,
+        )
+
+    async def _join_batch(self, _key, member_ids: list[int]) -> list:
+        return await self.queue.join_many.remote(member_ids)
+
+    # ---- holds
+
+    async def hold(self, member_id: int, seat_ids: list[int]) -> Booking:
+        """All or nothing; the seats must lie in one block (one section by default)."""
+        seats = sorted(set(seat_ids))
+        outside = [s for s in seats if not 0 <= s < self.venue.seats]
+        if outside:
+            raise InvalidSeats(f"seat ids run from 0 to {self.venue.seats - 1}", seats=outside)
+        blocks = {self.venue.block_index_of(s) for s in seats}
+        if len(blocks) > 1:
+            raise SeatsSpanBlocks("the seats of one booking must lie in one section", seats=seats)
+        request = HoldRequest(new_booking_id(), member_id, tuple(seats))
+        result = await self.holds.submit(blocks.pop(), request)
+        if isinstance(result, BookingError):
+            raise result
+        return result
+
+    async def _hold_batch(self, block_index: int, requests: list[HoldRequest]) -> list:
+        return await self.blocks[block_index].hold_many.remote(requests)
+
+    async def cancel(self, member_id: int, booking_id: str) -> Booking:
+        view = await self.booking(booking_id, member_id, is_admin=False)
+        return await self.blocks[view.block_index].cancel.remote(booking_id, member_id)
+
+    # ---- reading bookings
+
+    async def booking(self, booking_id: str, member_id: int, is_admin: bool) -> BookingView:
+        """Another member's booking is "not found": its existence is not revealed."""
+        found = await self.store.booking(booking_id) if len(booking_id) <= 32 else None
+        if found is None or (found[0].member_id != member_id and not is_admin):
+            raise BookingNotFound("no such booking")
+        booking, block_index = found
+        return BookingView(booking, block_index, await self.store.latest_payment(booking_id))
+
+    # ---- payments
+
+    async def start_payment(self, member_id: int, booking_id: str, provider_name: str) -> Payment:
+        if provider_name not in self.providers:
+            raise ApiError(422, "unknown_provider", f"choose one of: {', '.join(self.providers)}", providers=list(self.providers))
+        view = await self.booking(booking_id, member_id, is_admin=False)
+        live = await self.blocks[view.block_index].booking.remote(booking_id)
+        if live.status is not BookingStatus.HELD or live.expires_at <= time.time():
+            raise BookingNotHeld(f"booking {booking_id} is {live.status.value}; it cannot be paid", status=live.status.value)
+        now = time.time()
+        payment = Payment(
+            payment_id=f"pay_{secrets.token_hex(10)}",
+            booking_id=booking_id,
+            member_id=member_id,
+            provider=provider_name,
+            amount=self.settings.price_per_seat * len(live.seat_ids),
+            status="pending",
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.create_payment(payment, live.seat_ids)
+        return payment
+
+    async def checkout(self, provider_name: str, payment_id: str, requested: str) -> tuple[str, bool]:
+        """The mock provider's side of a click on Pay/Fail: decide, then call our own callback."""
+        payment = await self.payment_of(provider_name, payment_id)
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        result = await complete_checkout(
+            self._http, self.providers[provider_name], f"{self.settings.base_url}/api/payments/{provider_name}/callback",
+            payment.payment_id, payment.booking_id, payment.amount, requested, self._rng,
+        )
+        return result.status, result.delivered
+
+    async def payment_callback(self, provider_name: str, payload: CallbackPayload) -> Booking:
+        """Apply a provider's verdict once; a repeated delivery finds the work done and changes nothing."""
+        payment = await self.payment_of(provider_name, payload.payment_id)
+        if payload.booking_id != payment.booking_id or payload.amount != payment.amount:
+            raise ApiError(422, "payment_mismatch", "the callback does not match the payment (booking or amount)")
+        first_delivery = await self.store.record_payment_result(
+            payload.event_id, payment, payload.status, time.time(), {"payment_id": payment.payment_id, "provider": provider_name}
+        )
+        payment = await self.store.payment(payment.payment_id)  # the first verdict wins
+        view = await self.booking(payment.booking_id, payment.member_id, is_admin=True)
+        block = self.blocks[view.block_index]
+        detail = {"payment_id": payment.payment_id, "provider": provider_name}
+        try:
+            if payment.status == "succeeded":
+                booking = await block.confirm.remote(payment.booking_id, detail)
+                if booking.status is BookingStatus.CONFIRMED:
+                    await self.queue.complete.remote(payment.member_id)
+                return booking
+            return await block.fail_payment.remote(payment.booking_id, detail)
+        except BookingNotHeld:
+            booking = await block.booking.remote(payment.booking_id)
+            if first_delivery and payment.status == "failed":
+                await self.store.append_log([LogEvent(
+                    time.time(), EventType.PAYMENT_FAILED.value, booking.booking_id, booking.member_id, booking.seat_ids,
+                    {**detail, "booking_status": booking.status.value},
+                )])
+            return booking
+
+    async def payment_of(self, provider_name: str, payment_id: str) -> Payment:
+        payment = await self.store.payment(payment_id) if len(payment_id) <= 32 else None
+        if payment is None or payment.provider != provider_name:
+            raise ApiError(404, "payment_not_found", "no such payment")
+        return payment
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        if self._http is not None:
+            await self._http.aclose()
+        await self.store.close()

@@ -1,0 +1,128 @@
+"""Compact signed tokens: ``base64url(json payload) "." base64url(hmac-sha256 tag)``.
+
+One format for the three things the edge must trust without asking an actor: a login
+(``session``: ``m`` member id, ``r`` role), a place in the queue (``ticket``: ``m``, ``n``
+number, ``e`` room epoch) and a pass to book (``admission``: ``m``, ``n``, ``e``). The kind is
+inside the signed payload, so a token of one kind is never accepted as another, and the
+member id is inside it too, so a token is bound to its member.
+
+The tag covers the *encoded* payload text, so there is exactly one valid spelling of every
+token (no padding or alphabet variants slip through), and it is the first 128 bits of
+HMAC-SHA256 — half the hash, the truncation RFC 2104 allows — to keep tokens short. A fixed
+context string is signed in front of the payload, so a tag made with the same secret for
+another purpose never verifies here. Times are whole epoch seconds: ``exp`` is
+``floor(now + ttl)``, so a token lives at most ``ttl`` and at least ``ttl - 1`` seconds.
+
+``verify`` raises only ``InvalidToken`` for any token string whatsoever, checks the
+signature before it parses anything, and refuses oversized input before doing any work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import re
+
+KINDS = ("session", "ticket", "admission")
+RESERVED_CLAIMS = frozenset({"k", "iat", "exp"})
+MAX_TOKEN_CHARS = 2048
+MIN_SECRET_BYTES = 16
+MAX_TTL_SECONDS = 366 * 24 * 3600
+TAG_BYTES = 16
+TAG_CHARS = 22  # len(base64url(16 bytes)) without padding
+
+_CONTEXT = b"encore-token.v1."
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class InvalidToken(Exception):
+    """A refused token; ``reason`` is one of ``malformed``, ``bad_signature``, ``expired``,
+    ``wrong_kind`` and may be shown to clients (it reveals nothing about the secret)."""
+
+    REASONS = ("malformed", "bad_signature", "expired", "wrong_kind")
+
+    def __init__(self, reason: str):
+        assert reason in self.REASONS, reason
+        super().__init__(reason)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.reason,))
+
+
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _tag(secret: bytes, body: str) -> str:
+    return _encode(hmac.new(secret, _CONTEXT + body.encode("ascii"), hashlib.sha256).digest()[:TAG_BYTES])
+
+
+def _check_secret(secret: bytes) -> None:
+    if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(f"a token secret must be at least {MIN_SECRET_BYTES} bytes")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def sign(kind: str, claims: dict, secret: bytes, now: float, ttl_seconds: float) -> str:
+    """A token of ``kind`` carrying ``claims`` (JSON values), valid from ``now`` for ``ttl_seconds``."""
+    _check_secret(secret)
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("a token kind is a non-empty string")
+    if not _is_number(now) or now < 0:
+        raise ValueError("now must be finite epoch seconds")
+    if not _is_number(ttl_seconds) or not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+        raise ValueError(f"ttl_seconds must be within (0, {MAX_TTL_SECONDS}]")
+    reserved = RESERVED_CLAIMS & claims.keys()
+    if reserved:
+        raise ValueError(f"claims may not use the reserved keys {sorted(reserved)}")
+    payload = {"k": kind, **claims, "iat": math.floor(now), "exp": math.floor(now + ttl_seconds)}
+    body = _encode(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("ascii"))
+    token = f"{body}.{_tag(secret, body)}"
+    if len(token) > MAX_TOKEN_CHARS:
+        raise ValueError(f"a token must stay within {MAX_TOKEN_CHARS} characters; the claims are too big")
+    return token
+
+
+def verify(token: str, kind: str, secret: bytes, now: float) -> dict:
+    """The claims of a genuine, unexpired token of ``kind`` (with ``iat`` and ``exp``), or ``InvalidToken``.
+
+    The signature is checked first, so ``expired`` and ``wrong_kind`` always describe a
+    token this service really issued.
+    """
+    _check_secret(secret)
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken("malformed")
+    body, dot, tag = token.partition(".")
+    if not dot or len(tag) != TAG_CHARS or not _BASE64URL.fullmatch(body) or not _BASE64URL.fullmatch(tag):
+        raise InvalidToken("malformed")
+    if not hmac.compare_digest(_tag(secret, body), tag):
+        raise InvalidToken("bad_signature")
+    try:
+        payload = json.loads(_decode(body))
+    except (ValueError, binascii.Error, RecursionError):
+        raise InvalidToken("malformed") from None
+    if not (
+        isinstance(payload, dict)
+        and isinstance(payload.get("k"), str)
+        and _is_number(payload.get("iat"))
+        and _is_number(payload.get("exp"))
+    ):
+        raise InvalidToken("malformed")
+    if payload["k"] != kind:
+        raise InvalidToken("wrong_kind")
+    if not now < payload["exp"]:
+        raise InvalidToken("expired")
+    del payload["k"]
+    return payload

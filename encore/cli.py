@@ -1,0 +1,135 @@
+"""``encore``: run the service, make an admin, run the benchmarks.
+
+    encore serve                          start Ray, the actors and the HTTP front on ENCORE_PORT
+    encore admin create NAME --password P make an admin (admins are never made through the API)
+    encore bench                          the sellout benchmark (see loadtest/sellout.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+from encore.settings import Settings, load_settings
+
+log = logging.getLogger("encore")
+
+FRONT_ENVIRONMENT = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+
+
+async def migrate(settings: Settings) -> None:
+    from persistence import open_store
+
+    store = open_store(settings.db_url)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int | None = None, dashboard: bool = False):
+    """Start a local Ray with the fast HAProxy front, migrate the store, deploy the app.
+
+    Returns once ``/healthz`` answers 200 through the front.
+    """
+    import httpx
+    import ray
+    from ray import serve
+
+    from serve_app import build
+
+    for name, value in FRONT_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    asyncio.run(migrate(settings))
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=dashboard,
+        object_store_memory=object_store_mb * 1024 * 1024 if object_store_mb else None,
+        namespace="encore",
+        log_to_driver=False,
+    )
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build(settings), name="encore", route_prefix="/")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{settings.host}:{settings.port}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the service did not become healthy within 120 s")
+
+
+def stop() -> None:
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+def serve_forever(settings: Settings) -> None:
+    start(settings)
+    print(f"Encore is selling on http://{settings.host}:{settings.port}/ (store: {settings.db_url}); Ctrl-C stops it.", flush=True)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+
+
+async def create_admin(settings: Settings, username: str, password: str, nickname: str) -> None:
+    from api.auth import hash_password
+    from persistence import Conflict, open_store
+
+    store = open_store(settings.db_url)
+    try:
+        await store.migrate()
+        member = await store.create_member(username, nickname, await hash_password(password), "admin", time.time())
+        print(f"admin {member.username} created with id {member.id}")
+    except Conflict:
+        raise SystemExit(f"the username {username!r} is taken")
+    finally:
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="encore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the service (Ctrl-C stops it)")
+    admin = commands.add_parser("admin", help="manage admins").add_subparsers(dest="action", required=True)
+    create = admin.add_parser("create", help="create an admin member")
+    create.add_argument("username")
+    create.add_argument("--password", required=True)
+    create.add_argument("--nickname", default=None)
+    commands.add_parser("bench", help="the sellout benchmark", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+
+    if args.command == "bench":
+        from loadtest.sellout import main as bench
+
+        return bench(rest)
+    settings = load_settings()
+    if args.command == "serve":
+        serve_forever(settings)
+    elif args.command == "admin":
+        if len(args.password) < 8:
+            raise SystemExit("an admin password has at least 8 characters")
+        asyncio.run(create_admin(settings, args.username, args.password, args.nickname or args.username))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

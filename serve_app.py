@@ -1,0 +1,49 @@
+"""The Serve application, built in one place: seat blocks, queue and the HTTP ingress.
+
+    serve run serve_app:app_builder          # settings from ENCORE_* variables
+    encore serve                             # the same, plus a local Ray and HAProxy
+
+Nothing here decides anything about bookings; it only wires the pieces together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ray import serve
+from ray.serve import Application
+
+from api.routes import create_app, use_service
+from api.service import BookingService
+from encore.settings import Settings, load_settings
+
+fastapi_app = create_app()
+
+REQUESTS_PER_REPLICA_MAX = 2000
+
+
+@serve.deployment(name="encore-ingress", max_ongoing_requests=REQUESTS_PER_REPLICA_MAX, health_check_period_s=5)
+@serve.ingress(fastapi_app)
+class Ingress:
+    """One replica: its own seat-map snapshot, queue summary and hold batcher (../shared/DESIGN.md)."""
+
+    def __init__(self, settings: Settings):
+        self.service = BookingService(settings)
+        use_service(self.service)
+        try:
+            asyncio.get_running_loop()
+            self.service.start_background()
+        except RuntimeError:
+            pass
+
+    async def check_health(self) -> None:
+        self.service.start_background()
+
+
+def build(settings: Settings) -> Application:
+    return Ingress.options(num_replicas=settings.ingress_replicas).bind(settings)
+
+
+def app_builder(args: dict) -> Application:
+    """For ``serve run serve_app:app_builder``; ``args`` override ENCORE_* settings."""
+    return build(load_settings(**args))
