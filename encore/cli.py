@@ -67,13 +67,19 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
 
 
 def stop() -> None:
-    import ray
-    from ray import serve
+    """Stop the local Ray we started, and the HAProxy its Serve proxy left behind.
 
-    try:
-        serve.shutdown()
-    finally:
-        ray.shutdown()
+    Ray ends its own processes; HAProxy is the proxy actor's child and outlives it, so it
+    is found by the node id in its config path.
+    """
+    import subprocess
+
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    ray.shutdown()
+    if node_id:
+        subprocess.run(["pkill", "-f", f"haproxy-serve/{node_id}"], check=False)
 
 
 def serve_forever(settings: Settings) -> None:

@@ -1,0 +1,47 @@
+"""The edge's answer to a poll, from a ticket number and a cached queue summary alone."""
+
+from __future__ import annotations
+
+from api.queue_view import POLL_MS_MAX, POLL_MS_MIN, QueueView
+from encore.settings import Settings
+
+SETTINGS = Settings(db_url="sqlite:///:memory:", admission_seconds=600, queue_admit_per_second=100)
+
+
+def view(head: int, checkpoints, rate: float = 100.0, drawing: int = 0, opened: bool = True, opens_at=None) -> QueueView:
+    queue_view = QueueView(queue=None, settings=SETTINGS)
+    queue_view.update({"head": head, "checkpoints": checkpoints, "rate": rate, "drawing": drawing,
+                       "opened": opened, "opens_at": opens_at, "epoch": 0})
+    return queue_view
+
+
+def test_a_waiting_ticket_counts_the_people_ahead():
+    position = view(head=101, checkpoints=[(101, 1000.0)]).position(151, now=1001.0)
+    assert (position.state, position.ahead, position.eta_seconds) == ("waiting", 50, 0.5)
+    assert POLL_MS_MIN <= position.poll_after_ms <= POLL_MS_MAX
+
+
+def test_far_back_polls_less_often():
+    near = view(head=1, checkpoints=[]).position(2, now=0.0)
+    far = view(head=1, checkpoints=[], rate=10).position(100_000, now=0.0)
+    assert near.poll_after_ms == POLL_MS_MIN and far.poll_after_ms == POLL_MS_MAX
+
+
+def test_admitted_until_the_admission_ends_then_expired():
+    queue_view = view(head=201, checkpoints=[(101, 1000.0), (201, 1010.0)])
+    first, second = queue_view.position(50, now=1100.0), queue_view.position(150, now=1100.0)
+    assert (first.state, first.admitted_until) == ("admitted", 1600.0)
+    assert (second.state, second.admitted_until) == ("admitted", 1610.0)
+    assert queue_view.position(50, now=1600.0).state == "expired"
+    assert queue_view.position(150, now=1605.0).state == "admitted"
+
+
+def test_a_number_older_than_every_checkpoint_has_expired():
+    assert view(head=500, checkpoints=[(400, 5000.0), (500, 5001.0)]).position(10, now=5002.0).state == "admitted"
+    assert view(head=500, checkpoints=[]).position(10, now=5002.0).state == "expired"
+
+
+def test_before_the_draw_everyone_in_it_may_be_ahead():
+    position = view(head=1, checkpoints=[], drawing=1000, opened=False, opens_at=2000.0).position(None, now=1990.0)
+    assert position.state == "waiting" and position.ahead == 999
+    assert position.eta_seconds >= 10.0
