@@ -45,5 +45,12 @@ def build(settings: Settings) -> Application:
 
 
 def app_builder(args: dict) -> Application:
-    """For ``serve run serve_app:app_builder``; ``args`` override ENCORE_* settings."""
-    return build(load_settings(**args))
+    """For ``serve run serve_app:app_builder``; ``args`` override ENCORE_* settings.
+
+    The store's schema is migrated here, once per deploy, before any actor opens it.
+    """
+    from encore.cli import migrate
+
+    settings = load_settings(**args)
+    asyncio.run(migrate(settings))
+    return build(settings)

@@ -1,4 +1,4 @@
-"""The whole journey over real HTTP, on MariaDB and once on SQLite: sign-up → confirmed seat → log."""
+"""The whole journey over real HTTP on MariaDB: sign-up → queue → hold → pay → confirmed → log."""
 
 from __future__ import annotations
 
@@ -49,7 +49,3 @@ def journey(service) -> None:
 
 def test_journey_on_mariadb(mysql_service):
     journey(mysql_service)
-
-
-def test_journey_on_sqlite(sqlite_service):
-    journey(sqlite_service)

@@ -1,0 +1,107 @@
+"""Start and stop the whole service as its own process group, as an operator would.
+
+Used by the end-to-end tests and the benchmarks: `python -m encore.cli serve` with ENCORE_*
+settings in its environment, waited for until `/healthz` answers, and stopped with SIGTERM
+(which shuts Ray and HAProxy down) followed by a kill of whatever is left of its group.
+Only one service runs at a time on a machine (a file lock), since ports and cores are shared.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PORT = int(os.environ.get("ENCORE_TEST_PORT", "18000"))
+START_SECONDS_MAX = 150
+LOCK_PATH = "/tmp/encore-service.lock"
+
+
+_held_here = False
+
+
+@contextmanager
+def one_service_at_a_time():
+    """Two services on one 2-core machine would fight for ports and CPU: take turns."""
+    global _held_here
+    if _held_here:
+        raise RuntimeError("this process already runs a service: use one service fixture per test module")
+    with open(LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _held_here = True
+        try:
+            yield
+        finally:
+            _held_here = False
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@dataclass
+class LiveService:
+    url: str
+    db_url: str
+    env: dict
+    log_path: Path
+    process: subprocess.Popen = field(repr=False)
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+def start_service(db_url: str, log_path: Path, **settings) -> LiveService:
+    env = {
+        **os.environ,
+        "ENCORE_DB_URL": db_url,
+        "ENCORE_PORT": str(PORT),
+        "ENCORE_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        "ENCORE_QUEUE_ADMIT_PER_SECOND": "1000",
+        "RAY_DISABLE_USAGE_STATS": "1",
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(PORT + 1),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(PORT + 2),
+        "PYTHONUNBUFFERED": "1",
+        **{f"ENCORE_{k.upper()}": str(v) for k, v in settings.items()},
+    }
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "encore.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{PORT}"
+    deadline = time.monotonic() + START_SECONDS_MAX
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited early; see {log_path}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return LiveService(url, db_url, env, log_path, process)
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    stop_service(process)
+    raise RuntimeError(f"the service did not become healthy in {START_SECONDS_MAX} s; see {log_path}")
+
+
+def stop_service(process: subprocess.Popen) -> None:
+    """SIGTERM lets `encore serve` shut Serve and Ray down; whatever is left of its group is killed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+

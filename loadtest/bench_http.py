@@ -1,0 +1,141 @@
+"""HTTP benchmark through the real front (HAProxy → Serve → FastAPI), every figure a ratio.
+
+In one run, on one service (MariaDB): a constant route (the ceiling of this front on this
+machine), ``GET /api/seats`` answered 200 and 304, ``POST /api/holds`` with 13 contenders
+per seat, and login (argon2id). Targets: the seat map at ≥ 90% of the ceiling with p95 under
+150 ms at 256 connections; holds at ≥ 50% of the ceiling.
+
+    python -m loadtest.bench_http [--seconds 10] [--connections 256] [--sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from encore.launcher import one_service_at_a_time, start_service, stop_service
+from loadtest import wrk
+
+CONTENDERS_PER_SEAT = 13
+BUYERS = 64
+
+HOLD_LUA = r"""
+counter = 0
+init = function(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+end
+request = function()
+  counter = counter + 1
+  local buyer = buyers[math.random(#buyers)]
+  local token, admission = buyer:match("([^ ]+) ([^ ]+)")
+  local seat = math.random(0, SEATS - 1)
+  local key = string.format("%d-%d-%d", counter, math.random(1, 1e9), seat)
+  return wrk.format("POST", "/api/holds", {
+    ["Authorization"] = "Bearer " .. token, ["X-Admission-Token"] = admission,
+    ["Idempotency-Key"] = key, ["Content-Type"] = "application/json"},
+    string.format('{"seat_ids": [%d]}', seat))
+end
+"""
+
+LOGIN_LUA = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = BODY
+"""
+
+
+def admitted_buyers(base_url: str, count: int) -> list[tuple[str, str]]:
+    """Sign up, log in, queue and get admitted: (session token, admission token) per buyer."""
+    buyers = []
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        for _ in range(count):
+            name = f"bench{uuid.uuid4().hex[:12]}"
+            client.post("/api/members", json={"username": name, "password": "bench-password", "nickname": name})
+            token = client.post("/api/sessions", json={"username": name, "password": "bench-password"}).json()["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            ticket = client.post("/api/queue", headers=auth).json()["ticket"]
+            for _ in range(100):
+                answer = client.get("/api/queue", params={"ticket": ticket}, headers=auth).json()
+                if answer["state"] == "admitted":
+                    buyers.append((token, answer["admission_token"]))
+                    break
+                time.sleep(0.1)
+    return buyers
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--sqlite", action="store_true", help="use the embedded store instead of MariaDB")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    folder = Path(tempfile.mkdtemp(prefix="encore-bench-http-"))
+    if args.sqlite:
+        db_url = f"sqlite:///{folder}/encore.db"
+    else:
+        from loadtest.bench_core import MySQLBench
+
+        bench_db = MySQLBench()
+        db_url = bench_db.__enter__()
+    settings = dict(max_seats_per_member=20, rate_limit_writes_per_minute=10_000_000, queue_max_active=100_000)
+    try:
+        with one_service_at_a_time():
+            service = start_service(db_url, folder / "service.log", **settings)
+            try:
+                results = measure(service.url, args)
+            finally:
+                stop_service(service.process)
+    finally:
+        if not args.sqlite:
+            bench_db.__exit__(None, None, None)
+    ceiling = results["static"]
+    print(f"\nthrough {service.url} ({'SQLite' if args.sqlite else 'MariaDB'}), {args.connections} connections, {args.seconds} s each")
+    for result in results.values():
+        print(result.line(ceiling))
+    seats_200, holds = results["seats_200"], results["holds"]
+    print(f"\nseat map 200: {seats_200.per_second / ceiling.per_second:.1%} of static (target ≥ 90%), p95 {seats_200.p95_ms:.0f} ms (target < 150 ms)")
+    print(f"holds:        {holds.per_second / ceiling.per_second:.1%} of static (target ≥ 50%), {holds.requests / results['hold_seats']:.1f} contenders per seat")
+    if args.json:
+        args.json.write_text(json.dumps({k: vars(v) if isinstance(v, wrk.Result) else v for k, v in results.items()}, indent=2))
+
+
+def measure(base_url: str, args) -> dict:
+    seconds, connections = args.seconds, args.connections
+    results: dict = {}
+    results["static"] = wrk.run("static route (ceiling)", f"{base_url}/static-ceiling", seconds, connections)
+    results["seats_200"] = wrk.run("GET /api/seats 200", f"{base_url}/api/seats", seconds, connections)
+    etag = httpx.get(f"{base_url}/api/seats").headers["etag"]
+    results["seats_304"] = wrk.run(
+        "GET /api/seats 304", f"{base_url}/api/seats", seconds, connections,
+        script=f"wrk.headers['If-None-Match'] = {json.dumps(etag)}",
+    )
+
+    buyers = admitted_buyers(base_url, BUYERS)
+    buyers_file = Path(tempfile.mkstemp(suffix=".txt")[1])
+    buyers_file.write_text("\n".join(f"{t} {a}" for t, a in buyers) + "\n")
+    expected_holds = max(1000, int(results["static"].per_second * 0.5 * seconds))
+    results["hold_seats"] = min(14_000, max(100, expected_holds // CONTENDERS_PER_SEAT))
+    script = wrk.lua_string_list("buyers", buyers_file) + f"SEATS = {results['hold_seats']}\n" + HOLD_LUA
+    results["holds"] = wrk.run("POST /api/holds (13x)", f"{base_url}/api/holds", seconds, connections, script=script)
+    buyers_file.unlink()
+
+    name = f"login{uuid.uuid4().hex[:8]}"
+    httpx.post(f"{base_url}/api/members", json={"username": name, "password": "bench-password", "nickname": name})
+    body = json.dumps({"username": name, "password": "bench-password"})
+    results["login"] = wrk.run(
+        "POST /api/sessions (argon2id)", f"{base_url}/api/sessions", seconds, min(connections, 32),
+        script=f"BODY = {json.dumps(body)}\n" + LOGIN_LUA,
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Drive load with wrk and read back requests/s and latency percentiles.
+
+wrk is written in C, so on a 2-core machine it costs far less than a Python load generator
+and the service, not the client, is what gets measured. A Lua ``done`` hook prints the
+figures as JSON; request scripts can rotate tokens and bodies from a prepared file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPORT_LUA = r"""
+local threads = {}
+setup = function(thread) thread:set("id", #threads); table.insert(threads, thread) end
+response = function(status, headers, body)
+  local key = "status_" .. status
+  _G[key] = (_G[key] or 0) + 1
+  if on_response then on_response(status, headers, body) end
+end
+done = function(summary, latency, requests)
+  local parts = {}
+  for _, code in ipairs({200, 201, 304, 401, 403, 404, 409, 422, 429, 500, 503}) do
+    local total = 0
+    for _, thread in ipairs(threads) do total = total + (thread:get("status_" .. code) or 0) end
+    if total > 0 then parts[#parts + 1] = string.format('"%d": %d', code, total) end
+  end
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "seconds": %.3f, "errors": %d, "p50_ms": %.2f, "p95_ms": %.2f, "p99_ms": %.2f, "codes": {%s}}\n',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    table.concat(parts, ", ")))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    codes: dict
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def line(self, ceiling: "Result | None" = None) -> str:
+        ratio = f"  {self.per_second / ceiling.per_second:6.1%} of static" if ceiling and ceiling.per_second else ""
+        return (
+            f"{self.name:28} {self.per_second:9,.0f} req/s  p50 {self.p50_ms:7.1f} ms  p95 {self.p95_ms:7.1f} ms  "
+            f"p99 {self.p99_ms:7.1f} ms  codes {self.codes}{ratio}"
+        )
+
+
+def run(name: str, url: str, seconds: int = 10, connections: int = 256, threads: int = 2, script: str = "") -> Result:
+    """One wrk run; ``script`` is Lua that may set ``request`` and ``on_response``."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run scripts/ensure-wrk.sh (Debian: apt-get install wrk)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script + "\n" + REPORT_LUA)
+    try:
+        done = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", lua.name, url],
+            capture_output=True, text=True, timeout=seconds + 60,
+        )
+    finally:
+        Path(lua.name).unlink(missing_ok=True)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no figures:\n{done.stdout}\n{done.stderr}")
+    figures = json.loads(line.removeprefix("WRK_JSON "))
+    return Result(name=name, **figures)
+
+
+def lua_string_list(name: str, path: Path) -> str:
+    """Lua that loads one string per line of ``path`` into the global table ``name``."""
+    return f"""
+{name} = {{}}
+for line in io.lines("{path}") do {name}[#{name} + 1] = line end
+"""
