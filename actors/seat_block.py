@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ray
 
@@ -30,8 +31,9 @@ EXPIRY_TICK_MAX_SECONDS = 0.25
 ACK_TIMEOUT_SECONDS = 15.0
 
 
-@dataclass(frozen=True)
-class HoldRequest:
+class HoldRequest(NamedTuple):
+    """A tuple on the wire: thousands cross to a block in one call."""
+
     booking_id: str
     member_id: int
     seat_ids: tuple[int, ...]

@@ -14,17 +14,18 @@ class BookingError(Exception):
         self.extra = extra
 
     def __reduce__(self):
-        return (_rebuild, (type(self), self.message, self.extra))
+        # rebuilt without re-running __init__ with keywords: unpickling thousands of refusals
+        # per actor call must stay cheap
+        return (type(self), (self.message,), self.extra or None)
+
+    def __setstate__(self, extra: dict) -> None:
+        self.extra = extra
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and (self.message, self.extra) == (other.message, other.extra)
 
     def __hash__(self) -> int:
         return hash((type(self), self.message))
-
-
-def _rebuild(cls, message, extra):
-    return cls(message, **extra)
 
 
 class InvalidSeats(BookingError):
