@@ -56,7 +56,8 @@ def problem(status: int, code: str, message: str, headers: dict[str, str] | None
 
 
 def from_domain(error: domain.BookingError) -> ApiError:
-    status = STATUS_BY_DOMAIN_ERROR.get(type(error), 409)
+    """Raised in an actor, the error arrives as a Ray subclass of its own class: walk the MRO."""
+    status = next((STATUS_BY_DOMAIN_ERROR[c] for c in type(error).__mro__ if c in STATUS_BY_DOMAIN_ERROR), 409)
     return ApiError(status, error.code, error.message, **error.extra)
 
 

@@ -1,4 +1,5 @@
-"""Prometheus text for ``/metrics``: request counts and latencies per route, and booking gauges.
+"""Prometheus text for ``/metrics``: requests and latencies per route, seats, bookings by status
+(holds, sales, expiries, failures), the queue.
 
 Counted in the replica that served the request; with several replicas each reports its own.
 """
@@ -27,7 +28,7 @@ class Metrics:
             buckets[-1] += 1
         self._sums[(route, method)] += seconds
 
-    def render(self, service) -> str:
+    def render(self, service, bookings_by_status: dict[str, int]) -> str:
         lines = ["# TYPE encore_http_requests_total counter"]
         for (route, method, status), count in sorted(self._requests.items()):
             lines.append(f'encore_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {count}')
@@ -46,6 +47,9 @@ class Metrics:
         lines.append("# TYPE encore_seats gauge")
         for state, name in ((ord("A"), "available"), (ord("H"), "held"), (ord("S"), "sold")):
             lines.append(f'encore_seats{{state="{name}"}} {status.count(state)}')
+        lines.append("# TYPE encore_bookings gauge")
+        for status, count in sorted(bookings_by_status.items()):
+            lines.append(f'encore_bookings{{status="{status}"}} {count}')
         summary = service.queue_view.summary or {}
         lines.append("# TYPE encore_queue_people gauge")
         for key in ("waiting", "active", "drawing"):

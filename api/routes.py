@@ -305,7 +305,9 @@ async def healthz(svc: Service):
 
 @router.get("/metrics", tags=["operations"])
 async def metrics(request: Request, svc: Service):
-    return Response(request.app.state.metrics.render(svc), media_type="text/plain; version=0.0.4")
+    bookings = await svc.store.booking_counts()
+    text = request.app.state.metrics.render(svc, bookings)
+    return Response(text, media_type="text/plain; version=0.0.4")
 
 
 @router.get("/static-ceiling", include_in_schema=False)
