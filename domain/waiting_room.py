@@ -29,7 +29,7 @@ Admission policy: at most ``max_active`` admitted at once, and a token bucket of
 tokens refilled at ``admit_per_second``: over any interval of ``T`` seconds at most
 ``burst + admit_per_second * T`` people are admitted.
 
-Size: two dict entries and two ints per numbered person (~150 bytes), O(1) ``join``,
+Size: two dict entries and two ints per numbered person (~170 bytes), O(1) ``join``,
 ``leave`` and ``complete``, and ``advance`` proportional to what it admits and expires.
 """
 

@@ -494,7 +494,7 @@ class WaitingRoomMachine(RuleBasedStateMachine):
         if free and any(n is not None for n in waiting_after):
             probe = WaitingRoom.restore(json_round_trip(self.room.snapshot()))
             later = probe.advance(self.now + 1 / self.room.admit_per_second + 1e-6)
-            assert any(e.type is EventType.QUEUE_ADMITTED for e in later), "a free slot is filled as soon as the rate allows"
+            assert admitted(later), "a free slot is filled as soon as the rate allows"
 
     def check_admission_token(self, event):
         deadline = self.room.state_of(event.member_id).deadline
