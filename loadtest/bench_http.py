@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     ceiling = results["static"]
     print(f"\nthrough {service.url} ({'SQLite' if args.sqlite else 'MariaDB'}), {args.connections} connections, {args.seconds} s each")
     for result in results.values():
-        print(result.line(ceiling))
+        if isinstance(result, wrk.Result):
+            print(result.line(ceiling))
     seats_200, holds = results["seats_200"], results["holds"]
     print(f"\nseat map 200: {seats_200.per_second / ceiling.per_second:.1%} of static (target ≥ 90%), p95 {seats_200.p95_ms:.0f} ms (target < 150 ms)")
     print(f"holds:        {holds.per_second / ceiling.per_second:.1%} of static (target ≥ 50%), {holds.requests / results['hold_seats']:.1f} contenders per seat")
