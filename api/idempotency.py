@@ -4,22 +4,29 @@ The key is claimed in the store before the work starts, so a second request with
 finds it ``running`` (409) or ``done`` (the stored answer, replayed byte for byte). A body
 that differs is a reused key (422). An answer worth retrying (a 5xx) is not kept: the key
 is released so the client's retry really runs.
+
+Claims and answers of concurrent requests are written together, one transaction per batch,
+so the ledger costs a hold a share of two commits rather than two commits of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from typing import Awaitable, Callable
 
 from fastapi.responses import JSONResponse, Response
 
+from api.batcher import Batcher
 from api.errors import ApiError, from_domain
 from domain.errors import BookingError
+from persistence.records import IdempotencyClaim
 from persistence.store import SqlStore
 
 KEY_CHARS_MAX = 64
+BATCH_MAX = 512
 
 Work = Callable[[], Awaitable[tuple[int, dict]]]
 
@@ -28,35 +35,49 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(b"\n".join([method.encode(), path.encode(), body])).hexdigest()
 
 
-async def run_once(store: SqlStore, member_id: int, key: str | None, fingerprint: str, work: Work) -> Response:
-    if not key:
-        raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header (one per user action)")
-    if len(key) > KEY_CHARS_MAX or not key.isprintable() or not key.isascii():
-        raise ApiError(400, "bad_idempotency_key", f"an Idempotency-Key is at most {KEY_CHARS_MAX} printable ASCII characters")
-    record = await store.begin_idempotent(member_id, key, fingerprint, time.time())
-    if record is not None:
-        if record.request_hash != fingerprint:
-            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
-        if record.state != "done":
-            raise ApiError(409, "idempotency_in_flight", "the first request with this Idempotency-Key is still running")
-        return Response(
-            record.response_body, status_code=record.response_status, media_type="application/json",
-            headers={"Idempotency-Replayed": "true"},
-        )
-    try:
-        status, body = await work()
-    except BookingError as error:
-        status, body = _problem(from_domain(error))
-    except ApiError as error:
-        status, body = _problem(error)
-    except BaseException:
-        await store.abandon_idempotent(member_id, key)
-        raise
-    if status >= 500:
-        await store.abandon_idempotent(member_id, key)
-    else:
-        await store.finish_idempotent(member_id, key, status, json.dumps(body, separators=(",", ":")))
-    return JSONResponse(body, status_code=status)
+class IdempotencyLedger:
+    def __init__(self, store: SqlStore):
+        self._store = store
+        self._claims = Batcher(self._claim_batch, BATCH_MAX)
+        self._answers = Batcher(self._answer_batch, BATCH_MAX)
+
+    async def _claim_batch(self, _key, claims: list[IdempotencyClaim]) -> list:
+        return await self._store.claim_idempotency_keys(claims, time.time())
+
+    async def _answer_batch(self, _key, answers: list) -> list:
+        await self._store.finish_idempotency_keys(answers, time.time())
+        return [None] * len(answers)
+
+    async def run_once(self, member_id: int, key: str | None, fingerprint: str, work: Work) -> Response:
+        if not key:
+            raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header (one per user action)")
+        if len(key) > KEY_CHARS_MAX or not key.isprintable() or not key.isascii():
+            raise ApiError(400, "bad_idempotency_key", f"an Idempotency-Key is at most {KEY_CHARS_MAX} printable ASCII characters")
+        claim = IdempotencyClaim(member_id, key, fingerprint, secrets.token_hex(16))
+        record = await self._claims.submit("claims", claim)
+        if record is not None:
+            if record.request_hash != fingerprint:
+                raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+            if record.state != "done":
+                raise ApiError(409, "idempotency_in_flight", "the first request with this Idempotency-Key is still running")
+            return Response(
+                record.response_body, status_code=record.response_status, media_type="application/json",
+                headers={"Idempotency-Replayed": "true"},
+            )
+        try:
+            status, body = await work()
+        except BookingError as error:
+            status, body = _problem(from_domain(error))
+        except ApiError as error:
+            status, body = _problem(error)
+        except BaseException:
+            await self._store.abandon_idempotency_key(claim)
+            raise
+        if status >= 500:
+            await self._store.abandon_idempotency_key(claim)
+        else:
+            await self._answers.submit("answers", (claim, status, json.dumps(body, separators=(",", ":"))))
+        return JSONResponse(body, status_code=status)
 
 
 def _problem(error: ApiError) -> tuple[int, dict]:

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors, models
 from api.auth import Caller, hash_password, password_matches
 from api.errors import ApiError
-from api.idempotency import request_fingerprint, run_once
+from api.idempotency import request_fingerprint
 from api.metrics import Metrics
 from api.service import BookingService
 from domain.booking import Booking
@@ -175,7 +175,7 @@ async def hold(body: models.HoldIn, request: Request, who: Writer, svc: Service,
         ).model_dump()
 
     fingerprint = request_fingerprint("POST", "/api/holds", json.dumps(body.model_dump(), sort_keys=True).encode())
-    return await run_once(svc.store, who.member_id, key, fingerprint, work)
+    return await svc.idempotency.run_once(who.member_id, key, fingerprint, work)
 
 
 @router.delete("/api/holds/{booking_id}", response_model=models.CancelOut, tags=["bookings"])
@@ -192,7 +192,7 @@ async def pay(booking_id: str, body: models.PaymentIn, request: Request, who: Wr
 
     path = f"/api/bookings/{booking_id}/payments"
     fingerprint = request_fingerprint("POST", path, json.dumps(body.model_dump(), sort_keys=True).encode())
-    return await run_once(svc.store, who.member_id, key, fingerprint, work)
+    return await svc.idempotency.run_once(who.member_id, key, fingerprint, work)
 
 
 @router.get("/api/bookings/{booking_id}", response_model=models.BookingOut, tags=["bookings"])

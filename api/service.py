@@ -23,6 +23,7 @@ from api.batcher import Batcher
 from api.models import QueueOut, SectionOut, VenueOut
 from api.ratelimit import RateLimiter
 from api.errors import ApiError
+from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.seatmap import SeatMap
 from domain.booking import Booking, BookingStatus, EventType, new_booking_id
@@ -35,6 +36,7 @@ from persistence.records import LogEvent, Payment
 log = logging.getLogger(__name__)
 
 QUEUE_TICKET_SECONDS = 24 * 3600
+IDEMPOTENCY_PURGE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class BookingService:
         )
         self.tokens = Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds)
         self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute)
+        self.idempotency = IdempotencyLedger(self.store)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max)
         self.venue_out = VenueOut(
             seats=self.venue.seats,
@@ -81,7 +84,17 @@ class BookingService:
             self._background = [
                 asyncio.create_task(self.seat_map.run_forever()),
                 asyncio.create_task(self.queue_view.run_forever()),
+                asyncio.create_task(self._purge_idempotency_forever()),
             ]
+
+    async def _purge_idempotency_forever(self) -> None:
+        """Keys are kept 24 hours; older ones are deleted once an hour."""
+        while True:
+            try:
+                await self.store.purge_idempotency(time.time())
+            except Exception:
+                log.exception("purging idempotency keys failed")
+            await asyncio.sleep(IDEMPOTENCY_PURGE_SECONDS)
 
     # ---- the waiting queue
 

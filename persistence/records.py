@@ -52,6 +52,16 @@ class LogQuery:
 
 
 @dataclass(frozen=True)
+class IdempotencyClaim:
+    """One request's attempt to own ``key``; ``claim`` is unique to that request."""
+
+    member_id: int
+    key: str
+    request_hash: str
+    claim: str
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     request_hash: str
     state: str

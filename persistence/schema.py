@@ -73,6 +73,7 @@ MIGRATIONS: list[list[str]] = [
             member_id BIGINT NOT NULL,
             idem_key VARCHAR(64) NOT NULL,
             request_hash CHAR(64) NOT NULL,
+            claim CHAR(32) NOT NULL,
             state VARCHAR(8) NOT NULL,
             response_status INT,
             response_body TEXT,

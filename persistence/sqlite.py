@@ -40,6 +40,7 @@ class _SQLiteTransaction(Transaction):
 
 class SQLiteStore(SqlStore):
     dialect = "sqlite"
+    insert_ignore = "INSERT OR IGNORE"
 
     def __init__(self, path: str):
         if path != ":memory:":

@@ -13,7 +13,7 @@ from typing import AsyncContextManager, Iterable, Sequence
 
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
 from domain.seat_block import within_cap
-from persistence.records import IdempotencyRecord, LogEvent, LogQuery, Member, Payment
+from persistence.records import IdempotencyClaim, IdempotencyRecord, LogEvent, LogQuery, Member, Payment
 from persistence.schema import MIGRATIONS, VERSION_TABLE, render
 
 LOG_PAGE_MAX = 500
@@ -51,6 +51,7 @@ def _marks(count: int) -> str:
 class SqlStore(ABC):
     dialect: str
     lock_suffix: str = ""
+    insert_ignore: str = "INSERT IGNORE"
 
     @abstractmethod
     def transaction(self) -> AsyncContextManager[Transaction]: ...
@@ -307,41 +308,60 @@ class SqlStore(ABC):
 
     # ---- idempotency keys
 
-    async def begin_idempotent(self, member_id: int, key: str, request_hash: str, now: float) -> IdempotencyRecord | None:
-        """Claim a key for a new request; if the key is known (and fresh), return its record instead."""
+    async def claim_idempotency_keys(self, requests: Sequence[IdempotencyClaim], now: float) -> list[IdempotencyRecord | None]:
+        """Claim many keys in one transaction; ``None`` where the key is now the caller's to run.
+
+        Each request carries a unique ``claim`` token: after ``INSERT IGNORE`` the stored row
+        names the request that got there first, so two requests with one key (a double click
+        in the same batch, or on two replicas) never both run. A key older than
+        ``IDEMPOTENCY_SECONDS`` is forgotten and claimed afresh.
+        """
+        if not requests:
+            return []
+        pairs = [(r.member_id, r.key) for r in requests]
         async with self.transaction() as tx:
-            await tx.execute(
-                "DELETE FROM idempotency_keys WHERE member_id = ? AND idem_key = ? AND created_at < ?",
-                (member_id, key, now - IDEMPOTENCY_SECONDS),
+            await tx.executemany(
+                f"{self.insert_ignore} INTO idempotency_keys (member_id, idem_key, request_hash, claim, state, created_at) "
+                "VALUES (?,?,?,?,'running',?)",
+                [(r.member_id, r.key, r.request_hash, r.claim, now) for r in requests],
             )
-            try:
+            rows = await tx.fetchall(
+                "SELECT member_id, idem_key, request_hash, claim, state, response_status, response_body, created_at "
+                f"FROM idempotency_keys WHERE {' OR '.join(['(member_id = ? AND idem_key = ?)'] * len(pairs))}",
+                [value for pair in pairs for value in pair],
+            )
+            stored = {(row[0], row[1]): row for row in rows}
+            stale = [r for r in requests if stored[(r.member_id, r.key)][7] < now - IDEMPOTENCY_SECONDS]
+            for request in stale:
                 await tx.execute(
-                    "INSERT INTO idempotency_keys (member_id, idem_key, request_hash, state, created_at) VALUES (?,?,?,?,?)",
-                    (member_id, key, request_hash, "running", now),
+                    "UPDATE idempotency_keys SET request_hash = ?, claim = ?, state = 'running', response_status = NULL, "
+                    "response_body = NULL, created_at = ? WHERE member_id = ? AND idem_key = ?",
+                    (request.request_hash, request.claim, now, request.member_id, request.key),
                 )
-                return None
-            except Conflict:
-                pass
-        async with self.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT request_hash, state, response_status, response_body, created_at FROM idempotency_keys "
-                "WHERE member_id = ? AND idem_key = ?",
-                (member_id, key),
-            )
-        return IdempotencyRecord(*row) if row else None
+                stored[(request.member_id, request.key)] = (request.member_id, request.key, request.request_hash, request.claim)
+        answers: list[IdempotencyRecord | None] = []
+        for request in requests:
+            row = stored[(request.member_id, request.key)]
+            answers.append(None if row[3] == request.claim else IdempotencyRecord(row[2], row[4], row[5], row[6], row[7]))
+        return answers
 
-    async def finish_idempotent(self, member_id: int, key: str, status: int, body: str) -> None:
+    async def finish_idempotency_keys(self, answers: Sequence[tuple[IdempotencyClaim, int, str]], now: float) -> None:
+        """Store the first answer of many claimed keys, in one statement of one transaction."""
         async with self.transaction() as tx:
-            await tx.execute(
-                "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? "
-                "WHERE member_id = ? AND idem_key = ?",
-                (status, body, member_id, key),
+            await tx.executemany(
+                "INSERT INTO idempotency_keys (member_id, idem_key, request_hash, claim, state, response_status, "
+                "response_body, created_at) VALUES (?,?,?,?,'done',?,?,?) "
+                + self.upsert("member_id, idem_key", ["state", "response_status", "response_body"]),
+                [(c.member_id, c.key, c.request_hash, c.claim, status, body, now) for c, status, body in answers],
             )
 
-    async def abandon_idempotent(self, member_id: int, key: str) -> None:
+    async def abandon_idempotency_key(self, claim: IdempotencyClaim) -> None:
         """Forget a key whose request failed without an answer worth replaying, so a retry can run."""
         async with self.transaction() as tx:
-            await tx.execute("DELETE FROM idempotency_keys WHERE member_id = ? AND idem_key = ?", (member_id, key))
+            await tx.execute(
+                "DELETE FROM idempotency_keys WHERE member_id = ? AND idem_key = ? AND claim = ?",
+                (claim.member_id, claim.key, claim.claim),
+            )
 
     async def purge_idempotency(self, now: float) -> int:
         async with self.transaction() as tx:

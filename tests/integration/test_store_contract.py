@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import pytest
 
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
 from domain.seat_block import SeatBlock
 from domain.venue import Venue
 from persistence import Conflict
-from persistence.records import LogEvent, LogQuery, Payment
+from persistence.records import IdempotencyClaim, LogEvent, LogQuery, Payment
 
 VENUE = Venue.grid(2, 4, 10, 2)
 BLOCKS = VENUE.blocks()
@@ -143,16 +145,19 @@ async def test_payments_and_callbacks_are_recorded_once(store):
 
 async def test_idempotency_keys(store):
     [alice] = await members(store, 1)
-    assert await store.begin_idempotent(alice, "k1", "hash-a", 100.0) is None
-    running = await store.begin_idempotent(alice, "k1", "hash-a", 101.0)
+    first, twin = IdempotencyClaim(alice, "k1", "hash-a", "c1"), IdempotencyClaim(alice, "k1", "hash-a", "c2")
+    other_member = IdempotencyClaim(alice + 1, "k1", "hash-a", "c3")
+    assert await store.claim_idempotency_keys([first, twin, other_member], 100.0) == [None, ANY, None]
+    running = (await store.claim_idempotency_keys([IdempotencyClaim(alice, "k1", "hash-a", "c4")], 101.0))[0]
     assert (running.state, running.request_hash) == ("running", "hash-a")
-    await store.finish_idempotent(alice, "k1", 201, '{"ok":true}')
-    done = await store.begin_idempotent(alice, "k1", "hash-b", 102.0)
+    await store.finish_idempotency_keys([(first, 201, '{"ok":true}')], 102.0)
+    done = (await store.claim_idempotency_keys([IdempotencyClaim(alice, "k1", "hash-b", "c5")], 103.0))[0]
     assert (done.state, done.response_status, done.response_body, done.request_hash) == ("done", 201, '{"ok":true}', "hash-a")
-    assert await store.begin_idempotent(alice + 1, "k1", "hash-a", 100.0) is None
-    await store.abandon_idempotent(alice, "k1")
-    assert await store.begin_idempotent(alice, "k1", "hash-c", 103.0) is None
-    assert await store.begin_idempotent(alice, "k1", "hash-d", 103.0 + 25 * 3600) is None
+    await store.abandon_idempotency_key(other_member)
+    assert await store.claim_idempotency_keys([IdempotencyClaim(alice + 1, "k1", "hash-c", "c6")], 104.0) == [None]
+    a_day_later = 103.0 + 25 * 3600
+    assert await store.claim_idempotency_keys([IdempotencyClaim(alice, "k1", "hash-d", "c7")], a_day_later) == [None]
+    assert await store.purge_idempotency(a_day_later) == 1
 
 
 async def test_queue_snapshot_round_trip(store):
