@@ -6,9 +6,10 @@ from the signed ticket alone. A checkpoint ``(head, at)`` says that by time ``at
 numbered below ``head`` had been admitted, so a replica can tell when a number was admitted
 and therefore when its admission ends, without asking.
 
-The room is saved to the store at most once per ``SAVE_INTERVAL_SECONDS`` and on every
-admission step, and rebuilt from it on restart; tickets stay valid across a restart because
-they carry their own number.
+The room is saved to the store at most once per ``SAVE_INTERVAL_SECONDS`` (a snapshot of
+200,000 people is megabytes) and rebuilt from it on restart; tickets stay valid across a
+restart because they carry their own number, and a join or admission of the last second
+before a crash is the only thing a restart can forget.
 """
 
 from __future__ import annotations
@@ -111,21 +112,25 @@ class QueueActor:
             now = time.time()
             room = self._room
             head_before = room.head
-            for event in room.advance(now):
-                self._record(event)
-            if room.head != head_before:
-                self._checkpoints.append((room.head, now))
-                self._forget_old_checkpoints(now)
             try:
+                for event in room.advance(now):
+                    self._record(event)
+                if room.head != head_before:
+                    self._checkpoints.append((room.head, now))
+                    self._forget_old_checkpoints(now)
                 if self._events:
                     events, self._events = self._events, []
-                    await self._store.append_log(events)
-                if self._dirty and (now - saved_at >= SAVE_INTERVAL_SECONDS or room.head != head_before):
+                    try:
+                        await self._store.append_log(events)
+                    except Exception:
+                        self._events[:0] = events
+                        raise
+                if self._dirty and now - saved_at >= SAVE_INTERVAL_SECONDS:
                     self._dirty = False
                     await self._store.save_queue({"room": room.snapshot(), "checkpoints": self._checkpoints}, now)
                     saved_at = now
             except Exception:
-                log.exception("saving the queue failed; retrying on the next tick")
+                log.exception("advancing or saving the queue failed; trying again on the next tick")
                 self._dirty = True
 
     def _record(self, event) -> None:

@@ -184,6 +184,8 @@ class SeatBlockActor:
                 else:
                     result = result.booking
             answers.append(result)
+        if outcome.failed or outcome.refused:
+            self._version += 1  # readers must see the undone claims too
         return answers
 
     async def _refuse_hold(self, change: BookingChange) -> BookingError:
@@ -202,10 +204,13 @@ class SeatBlockActor:
             deadline = self._block.next_deadline()
             delay = EXPIRY_TICK_MAX_SECONDS if deadline is None else deadline - time.time()
             await asyncio.sleep(min(max(delay, 0.01), EXPIRY_TICK_MAX_SECONDS))
-            expired = self._block.expire_due(time.time())
-            if expired:
-                self._version += 1
-                await self._journal.write(expired)
+            try:
+                expired = self._block.expire_due(time.time())
+                if expired:
+                    self._version += 1
+                    await self._journal.write(expired)
+            except Exception:
+                log.exception("%s: expiring holds failed; trying again next tick", self._block.block.name)
 
 
 SeatBlockRemote = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)(SeatBlockActor)
