@@ -98,6 +98,7 @@ class SeatBlockActor:
     async def confirm_many(self, payments: list[tuple[str, dict | None]]) -> list[Booking | BookingError]:
         """Successful payments: each booking ends confirmed, or refunded if its seats are gone."""
         await self._ready()
+        await self._recall([booking_id for booking_id, _ in payments])
         now = time.time()
         results: list[BookingChange | BookingError] = []
         for booking_id, detail in payments:
@@ -116,10 +117,12 @@ class SeatBlockActor:
 
     async def fail_payment(self, booking_id: str, detail: dict | None = None) -> Booking:
         await self._ready()
+        await self._recall([booking_id])
         return self._raise_error(await self._decide(lambda now: self._block.fail_payment(booking_id, now, detail)))
 
     async def booking(self, booking_id: str) -> Booking:
         await self._ready()
+        await self._recall([booking_id])
         return self._block.booking(booking_id)
 
     async def status(self, known_version: int = -1) -> BlockStatus | None:
@@ -141,6 +144,14 @@ class SeatBlockActor:
         }
 
     # ---- internals
+
+    async def _recall(self, booking_ids: list[str]) -> None:
+        """Bookings that ended before a restart are not in memory; read them back when asked."""
+        for booking_id in booking_ids:
+            if self._block.find(booking_id) is None:
+                found = await self._store.booking(booking_id)
+                if found is not None and found[1] == self._block.block.index and not found[0].status.claims_seats:
+                    self._block.recall(found[0])
 
     async def _decide(self, decision) -> list[Booking | BookingError]:
         try:

@@ -85,21 +85,26 @@ class SeatBlock:
         """A payment succeeded: sell the held seats, or decide what a late success means.
 
         A success after the hold ended re-grants the seats when every one is still free,
-        and is refunded otherwise; a repeated success changes nothing.
+        and is refunded otherwise; a repeated success changes nothing. A hold whose deadline
+        has passed but that no sweep has expired yet counts as expired, and still owns its
+        seats. Only this booking changes, and the one change returned says all of it: other
+        due holds are left to ``expire_due``, whose changes the caller writes.
         """
-        self.expire_due(now)
         booking = self.booking(booking_id)
         detail = dict(detail or {})
-        if booking.status is BookingStatus.HELD:
-            return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
         if booking.status in (BookingStatus.CONFIRMED, BookingStatus.REFUNDED):
             raise BookingNotHeld(f"booking {booking_id} is already {booking.status.value}", status=booking.status.value)
-        if regrant and all(self._status[s - self.block.first_seat_id] == AVAILABLE for s in booking.seat_ids) and within_cap(
-            self.seats_of_member(booking.member_id), len(booking.seat_ids), self.max_seats_per_member
-        ):
-            detail["regranted_from"] = booking.status.value
+        if booking.status is BookingStatus.HELD and now < booking.expires_at:
             return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
-        detail["refunded_from"] = booking.status.value
+        ended = BookingStatus.EXPIRED if booking.status is BookingStatus.HELD else booking.status
+        still_owned = booking.status is BookingStatus.HELD
+        if regrant and (still_owned or (
+            all(self._status[s - self.block.first_seat_id] == AVAILABLE for s in booking.seat_ids)
+            and within_cap(self.seats_of_member(booking.member_id), len(booking.seat_ids), self.max_seats_per_member)
+        )):
+            detail["regranted_from"] = ended.value
+            return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
+        detail["refunded_from"] = ended.value
         return self._apply(self._change(EventType.PAYMENT_REFUNDED, booking, BookingStatus.REFUNDED, now, detail))
 
     def cancel(self, booking_id: str, now: float, member_id: int) -> BookingChange:
@@ -127,6 +132,13 @@ class SeatBlock:
             assert booking.status.claims_seats, f"only live bookings are restored, got {booking.status}"
             self._validate_seats(booking.seat_ids)
             self._apply(BookingChange(EventType.HOLD_CREATED, booking, None, booking.created_at))
+
+    def recall(self, booking: Booking) -> None:
+        """Take back an ended booking read from the store (a restart forgets them), so a late
+        payment for it can still be decided: re-granted or refunded."""
+        assert not booking.status.claims_seats, "live bookings come back through restore"
+        self._validate_seats(booking.seat_ids)
+        self._bookings.setdefault(booking.booking_id, booking)
 
     def undo(self, change: BookingChange) -> None:
         """Take back a change the store refused. Only changes that claimed seats can be undone:

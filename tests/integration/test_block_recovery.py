@@ -99,3 +99,16 @@ def test_holds_that_expired_while_the_block_was_down_are_released(db):
 
 def await_load(url):
     return asyncio.run(load(url))
+
+
+def test_a_late_success_after_a_restart_is_still_decided(db):
+    members = insert_members(db, 1)
+    block = Venue.grid(sections=3, rows=10, cols=50, block_rows=10).blocks()[2]
+    actor = start_block(block, 1.0, 4, db)
+    [held] = ray.get(actor.hold_many.remote([HoldRequest(new_booking_id(), members[0], (block.first_seat_id + 7,))]))
+    time.sleep(1.5)
+    assert ray.get(actor.booking.remote(held.booking_id)).status is BookingStatus.EXPIRED
+    ray.kill(actor, no_restart=False)
+    late = ray.get(actor.confirm.remote(held.booking_id, {"payment_id": "late"}))
+    assert late.status is BookingStatus.CONFIRMED, "every seat was still free: re-granted"
+    ray.kill(actor)

@@ -6,6 +6,8 @@ cancellations, expiries, undos and restarts against a plain reference model.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -238,7 +240,9 @@ def test_a_late_success_regrants_when_every_seat_is_free_and_the_member_within_c
         ended = block.fail_payment("b1", T0 + 5, {"reason": "declined"})
     assert status_of(block, 20, 21) == "AA"
     block.hold("b2", ALICE, [22, 23], T0 + 200)  # two more: 2 + 2 is still within the cap
-    change = block.confirm("b1", T0 + 300, {"payment_id": "p"})
+    payment = {"payment_id": "p"}
+    change = block.confirm("b1", T0 + 300, payment)
+    assert payment == {"payment_id": "p"}  # the caller's detail is not written into
     assert change.type is EventType.BOOKING_CONFIRMED
     assert change.previous is ended.booking.status
     assert change.detail == {"payment_id": "p", "regranted_from": ended.booking.status.value}
@@ -568,6 +572,7 @@ class SeatBlockMachine(RuleBasedStateMachine):
         self.sold: dict[int, str] = {}  # seat → booking, once sold for good
         self.deadline: dict[str, float] = {}
         self.undoable: list = []  # changes that took seats and whose booking has not moved since
+        self.changes_since_restart = 0  # an actor does not die after every message
 
     # ---- helpers
 
@@ -595,17 +600,18 @@ class SeatBlockMachine(RuleBasedStateMachine):
             for seat in seats:
                 self.sold[seat] = booking.booking_id
         self.written[booking.booking_id] = booking
+        self.changes_since_restart += 1
         self.undoable = [c for c in self.undoable if c.booking.booking_id != booking.booking_id]
         if change.claims_seats:
             self.undoable.append(change)
 
     def pick_booking(self, data) -> str:
-        """Any known booking or an unknown id; more often one that is still held."""
-        choices = st.sampled_from(sorted(self.model) + ["unknown"])
+        """Any known booking or an unknown id; more often one still held, or one that let its seats go."""
+        choices = [st.sampled_from(sorted(self.model) + ["unknown"])]
         held = sorted(b for b, m in self.model.items() if m[2] is BookingStatus.HELD)
-        if held:
-            choices = st.one_of(choices, st.sampled_from(held))
-        return data.draw(choices, label="booking")
+        ended = sorted(b for b, m in self.model.items() if not m[2].claims_seats and m[2] is not BookingStatus.REFUNDED)
+        choices += [st.sampled_from(ids) for ids in (held, ended) if ids]
+        return data.draw(st.one_of(choices), label="booking")
 
     # ---- rules
 
@@ -640,6 +646,25 @@ class SeatBlockMachine(RuleBasedStateMachine):
             assert change.booking.created_at == self.now
             return
         assert self.block.find(booking_id) is None
+
+    def came_back(self) -> list[int]:
+        return sorted({s for m in self.model.values() if not m[2].claims_seats for s in m[1] if s not in self.owner})
+
+    @precondition(lambda self: self.came_back())
+    @rule(data=st.data(), same_seats=st.booleans())
+    def hold_again_after_a_release(self, data, same_seats):
+        """Thirteen people want every seat: released seats are taken again at once by anyone;
+        or the member whose hold just ended picks other seats (and then pays late for the old one)."""
+        came_back = self.came_back()
+        if same_seats:
+            member = data.draw(st.sampled_from(MEMBERS), label="member")
+            seats = data.draw(st.lists(st.sampled_from(came_back), min_size=1, max_size=2), label="seats")
+        else:
+            released = sorted({m[0] for m in self.model.values() if not m[2].claims_seats})
+            member = data.draw(st.sampled_from(released), label="member")
+            others = [s for s in M_BLOCK.seat_ids if s not in self.owner and s not in came_back] or list(M_BLOCK.seat_ids)
+            seats = data.draw(st.lists(st.sampled_from(others), min_size=1, max_size=3), label="seats")
+        self.hold(member, seats)
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
@@ -766,17 +791,18 @@ class SeatBlockMachine(RuleBasedStateMachine):
             del self.deadline[booking_id]
         else:
             self.model[booking_id][2] = change.previous
-            self.written[booking_id] = self.block.booking(booking_id)
-            assert self.written[booking_id].status is change.previous
+            self.written[booking_id] = replace(change.booking, status=change.previous)  # what the store kept
 
-    @rule()
-    def restart(self):
-        """The actor dies and comes back: a new block from the live bookings alone."""
-        live = self.block.live_bookings()
-        assert sorted(b.booking_id for b in live) == sorted(b for b, m in self.model.items() if m[2].claims_seats)
-        assert all(self.written[b.booking_id] == b for b in live), "the store holds what the block holds"
+    @precondition(lambda self: self.changes_since_restart >= 6)
+    @rule(sweep=st.booleans())
+    def restart(self, sweep):
+        """The actor dies and comes back: a new block from the live bookings the store holds,
+        which are exactly those the returned changes describe. Then, like the actor, it may
+        expire the holds whose deadline passed while it was down."""
+        stored = sorted((b for b in self.written.values() if b.status.claims_seats), key=lambda b: b.booking_id)
+        assert stored == sorted(self.block.live_bookings(), key=lambda b: b.booking_id)
         restored = SeatBlock(M_BLOCK, M_HOLD, M_CAP)
-        restored.restore([self.written[b.booking_id] for b in live])
+        restored.restore(stored)
         assert restored.status() == self.block.status()
         assert [restored.owner_of(s) for s in M_BLOCK.seat_ids] == [self.block.owner_of(s) for s in M_BLOCK.seat_ids]
         for member in MEMBERS:
@@ -786,6 +812,9 @@ class SeatBlockMachine(RuleBasedStateMachine):
         self.model = {b: m for b, m in self.model.items() if m[2].claims_seats}
         self.written = {b: w for b, w in self.written.items() if b in self.model}
         self.undoable = []
+        self.changes_since_restart = 0
+        if sweep:
+            self.expire()
 
     # ---- invariants
 
