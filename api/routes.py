@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path as FilePath
 from typing import Annotated
@@ -244,14 +245,25 @@ async def payment_callback(provider: str, request: Request, svc: Service):
 
 # ---- the booking log
 
-def log_query(booking_id, member_id, seat_id, type_, since, until, limit, cursor) -> LogQuery:
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
-            raise ApiError(422, "bad_cursor", "the cursor is not one this service gave out")
-        before = int(cursor)
-    return LogQuery(booking_id=booking_id, member_id=member_id, seat_id=seat_id, type=type_,
-                    since=parse_time(since, "since"), until=parse_time(until, "until"), before_id=before, limit=limit)
+async def log_filters(
+    booking_id: Annotated[str | None, Query(max_length=32)] = None,
+    member_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    seat_id: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+    type: Annotated[str | None, Query(max_length=32)] = None,
+    since: Annotated[str | None, Query(max_length=40, description="ISO-8601 time, inclusive")] = None,
+    until: Annotated[str | None, Query(max_length=40, description="ISO-8601 time, exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_MAX)] = LOG_PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=20, description="next_cursor of the previous page")] = None,
+) -> LogQuery:
+    """The filters of both log views, bounded; a cursor is the last event id of the page before."""
+    if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):
+        raise ApiError(422, "bad_cursor", "the cursor is not one this service gave out")
+    return LogQuery(booking_id=booking_id, member_id=member_id, seat_id=seat_id, type=type,
+                    since=parse_time(since, "since"), until=parse_time(until, "until"),
+                    before_id=int(cursor) if cursor else None, limit=limit)
+
+
+LogFilters = Annotated[LogQuery, Depends(log_filters)]
 
 
 async def log_page(svc: BookingService, query: LogQuery) -> models.LogPageOut:
@@ -264,34 +276,16 @@ async def log_page(svc: BookingService, query: LogQuery) -> models.LogPageOut:
 
 
 @router.get("/api/admin/logs", response_model=models.LogPageOut, tags=["log"])
-async def admin_logs(
-    who: Authenticated, svc: Service,
-    booking_id: Annotated[str | None, Query(max_length=32)] = None,
-    member_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    seat_id: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
-    type: Annotated[str | None, Query(max_length=32)] = None,
-    since: Annotated[str | None, Query(max_length=40)] = None,
-    until: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_MAX)] = LOG_PAGE_DEFAULT,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-):
+async def admin_logs(who: Authenticated, svc: Service, query: LogFilters):
     if not who.is_admin:
         raise ApiError(403, "admin_only", "only an admin may read everyone's log")
-    return await log_page(svc, log_query(booking_id, member_id, seat_id, type, since, until, limit, cursor))
+    return await log_page(svc, query)
 
 
 @router.get("/api/me/logs", response_model=models.LogPageOut, tags=["log"])
-async def my_logs(
-    who: Authenticated, svc: Service,
-    booking_id: Annotated[str | None, Query(max_length=32)] = None,
-    seat_id: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
-    type: Annotated[str | None, Query(max_length=32)] = None,
-    since: Annotated[str | None, Query(max_length=40)] = None,
-    until: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=LOG_PAGE_MAX)] = LOG_PAGE_DEFAULT,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-):
-    return await log_page(svc, log_query(booking_id, who.member_id, seat_id, type, since, until, limit, cursor))
+async def my_logs(who: Authenticated, svc: Service, query: LogFilters):
+    """The caller's own events; a ``member_id`` filter is replaced by the caller's."""
+    return await log_page(svc, replace(query, member_id=who.member_id))
 
 
 # ---- operations

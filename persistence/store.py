@@ -225,20 +225,17 @@ class SqlStore(ABC):
             )])
 
     async def payment(self, payment_id: str) -> Payment | None:
-        async with self.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
-                "FROM payments WHERE payment_id = ?",
-                (payment_id,),
-            )
-        return Payment(*row) if row else None
+        return await self._payment("payment_id = ?", payment_id)
 
     async def latest_payment(self, booking_id: str) -> Payment | None:
+        return await self._payment("booking_id = ? ORDER BY created_at DESC", booking_id)
+
+    async def _payment(self, where: str, value) -> Payment | None:
         async with self.transaction() as tx:
             row = await tx.fetchone(
                 "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
-                "FROM payments WHERE booking_id = ? ORDER BY created_at DESC LIMIT 1",
-                (booking_id,),
+                f"FROM payments WHERE {where} LIMIT 1",
+                (value,),
             )
         return Payment(*row) if row else None
 
