@@ -46,12 +46,12 @@ CODE_BY_STATUS = {
 class ApiError(Exception):
     """An HTTP refusal with a stable ``code``; extra keyword arguments join the body."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, /, **extra):
         super().__init__(message)
         self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
 
 
-def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra) -> JSONResponse:
+def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None, /, **extra) -> JSONResponse:
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
 
 

@@ -175,7 +175,7 @@ class BookingService:
         view = await self.booking(booking_id, member_id, is_admin=False)
         live = await self.blocks[view.block_index].booking.remote(booking_id)
         if live.status is not BookingStatus.HELD or live.expires_at <= time.time():
-            raise BookingNotHeld(f"booking {booking_id} is {live.status.value}; it cannot be paid", status=live.status.value)
+            raise BookingNotHeld(f"booking {booking_id} is {live.status.value}; it cannot be paid", booking_status=live.status.value)
         now = time.time()
         payment = Payment(
             payment_id=f"pay_{secrets.token_hex(10)}",

@@ -93,7 +93,7 @@ class SeatBlock:
         booking = self.booking(booking_id)
         detail = dict(detail or {})
         if booking.status in (BookingStatus.CONFIRMED, BookingStatus.REFUNDED):
-            raise BookingNotHeld(f"booking {booking_id} is already {booking.status.value}", status=booking.status.value)
+            raise BookingNotHeld(f"booking {booking_id} is already {booking.status.value}", booking_status=booking.status.value)
         if booking.status is BookingStatus.HELD and now < booking.expires_at:
             return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
         ended = BookingStatus.EXPIRED if booking.status is BookingStatus.HELD else booking.status
@@ -160,7 +160,7 @@ class SeatBlock:
     def _release(self, booking_id, event, status, now, detail=None) -> BookingChange:
         booking = self.booking(booking_id)
         if booking.status is not BookingStatus.HELD:
-            raise BookingNotHeld(f"booking {booking_id} is {booking.status.value}", status=booking.status.value)
+            raise BookingNotHeld(f"booking {booking_id} is {booking.status.value}", booking_status=booking.status.value)
         return self._apply(self._change(event, booking, status, now, dict(detail or {})))
 
     @staticmethod

@@ -339,7 +339,7 @@ def test_confirm_twice_is_refused():
     with pytest.raises(BookingNotHeld) as caught:
         block.confirm("b1", T0 + 2)
     assert caught.value.code == "booking_not_held"
-    assert caught.value.extra == {"status": "confirmed"}
+    assert caught.value.extra == {"booking_status": "confirmed"}
     with pytest.raises(BookingNotHeld):
         block.confirm("b1", T0 + HOLD + 100)  # not even a late one
     assert status_of(block, 20) == "S"
@@ -354,7 +354,7 @@ def test_a_refunded_booking_stays_refunded():
     block.cancel("b2", T0 + HOLD + 2, BOB)  # the seat is free again …
     with pytest.raises(BookingNotHeld) as caught:
         block.confirm("b1", T0 + HOLD + 3)  # … but a refunded payment is not taken again
-    assert caught.value.extra == {"status": "refunded"}
+    assert caught.value.extra == {"booking_status": "refunded"}
     assert status_of(block, 20) == "A"
 
 

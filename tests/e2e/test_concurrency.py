@@ -1,0 +1,287 @@
+"""Many clients at once over real HTTP, on MariaDB: no double sale, the per-member cap, idempotency.
+
+One service for the module (the default 180-second hold, so nothing expires under the test).
+Each test uses its own section of the hall, so the tests do not see each other's seats.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+import pymysql
+import pytest
+
+from tests.e2e.conftest import Person
+from tests.e2e.helpers import admin, all_at_once, crowd, events_of, my_events, section_starts, settled_seat_status, wait_for_seats
+
+pytestmark = pytest.mark.slow
+
+RACERS = 30
+
+
+@pytest.fixture(scope="module")
+def service(mysql_service):
+    return mysql_service
+
+
+@pytest.fixture(scope="module")
+def racers(service):
+    return crowd(service, RACERS)
+
+
+@pytest.fixture(scope="module")
+def boss(service):
+    return admin(service, f"boss{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def starts(racers):
+    return section_starts(racers[0].http)
+
+
+# ---- many people, the same seats
+
+
+def test_thirty_people_one_seat_exactly_one_wins(service, racers, starts, boss):
+    seat = starts[0] + 500
+    answers = all_at_once([lambda p=p: p.hold([seat]) for p in racers])
+
+    won = [(p, a) for p, a in zip(racers, answers) if a.status_code == 201]
+    lost = [(p, a) for p, a in zip(racers, answers) if a.status_code != 201]
+    assert len(won) == 1, [a.status_code for a in answers]
+    for _, answer in lost:
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["code"] == "seat_unavailable"
+        assert answer.json()["seats"] == [seat]
+
+    winner, held = won[0]
+    booking = winner.booking(held.json()["booking_id"])
+    assert booking["status"] == "held" and booking["seat_ids"] == [seat] and booking["member_id"] == winner.id
+    wait_for_seats(winner.http, {seat: "H", seat - 1: "A", seat + 1: "A"})
+    # the log names exactly one booking for the seat, and every loser has no booking at all
+    assert {e["booking_id"] for e in events_of(boss, seat_id=seat)} == {held.json()["booking_id"]}
+    for person, _ in lost:
+        assert person.http.get("/api/me/bookings").json()["bookings"] == []
+
+    # once the winner pays, the seat is sold; a second wave of contenders still cannot get it
+    payment = winner.pay(held.json()["booking_id"])
+    assert payment.status_code == 201, payment.text
+    assert winner.checkout(payment.json(), "success").json()["delivered"] is True
+    assert winner.booking(held.json()["booking_id"])["status"] == "confirmed"
+    wait_for_seats(winner.http, {seat: "S"})
+    again = all_at_once([lambda p=p: p.hold([seat]) for p, _ in lost[:10]])
+    assert [a.status_code for a in again] == [409] * 10, [a.text for a in again]
+    assert all(a.json()["code"] == "seat_unavailable" and a.json()["seats"] == [seat] for a in again)
+
+
+def test_overlapping_pairs_no_seat_is_sold_twice(service, racers, starts, boss):
+    """Everyone asks for two of ten seats, the pairs overlapping; holds are all or nothing."""
+    pool = [starts[1] + 100 + i for i in range(10)]
+    wanted = {p.id: sorted({pool[i % 10], pool[(i * 3 + 1) % 10]}) for i, p in enumerate(racers)}
+    answers = all_at_once([lambda p=p: p.hold(wanted[p.id]) for p in racers])
+
+    owner: dict[int, tuple[Person, str]] = {}
+    losers = []
+    for person, answer in zip(racers, answers):
+        if answer.status_code == 201:
+            body = answer.json()
+            assert body["status"] == "held" and body["seat_ids"] == wanted[person.id]
+            for seat in body["seat_ids"]:
+                assert seat not in owner, f"seat {seat} held by two bookings: {owner[seat][1]} and {body['booking_id']}"
+                owner[seat] = (person, body["booking_id"])
+        else:
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["code"] == "seat_unavailable", answer.text
+            losers.append((person, answer.json()["seats"]))
+    assert owner, "nobody won anything"
+    for person, refused in losers:
+        # a refusal names only seats the person asked for, and each really was taken by a winner
+        assert refused and set(refused) <= set(wanted[person.id]), (refused, wanted[person.id])
+        assert all(seat in owner for seat in refused), (refused, sorted(owner))
+
+    # the seat map, each winner's booking and the log all tell the same story
+    expected = {seat: ("H" if seat in owner else "A") for seat in pool}
+    wait_for_seats(racers[0].http, expected)
+    for seat, (person, booking_id) in owner.items():
+        booking = person.booking(booking_id)
+        assert booking["status"] == "held" and seat in booking["seat_ids"]
+        assert {e["booking_id"] for e in events_of(boss, seat_id=seat)} == {booking_id}
+    for seat in set(pool) - set(owner):
+        assert events_of(boss, seat_id=seat) == []
+    bookings_now = sum(len([b for b in p.http.get("/api/me/bookings").json()["bookings"] if set(b["seat_ids"]) <= set(pool)])
+                       for p in racers)
+    assert bookings_now == len({b for _, b in owner.values()})
+
+
+# ---- the per-member cap under concurrent requests
+
+
+def test_cap_holds_across_sections_at_once(service, starts):
+    """One member, five single-seat holds in five sections at the same moment; the cap is 4."""
+    [member] = crowd(service, 1)
+    seats = [starts[2 + i] + 7 for i in range(5)]
+    answers = all_at_once([lambda s=s: member.hold([s]) for s in seats])
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201, 201, 201, 201, 422], [a.text for a in answers]
+    refused = [a for a in answers if a.status_code == 422][0]
+    assert refused.json()["code"] == "too_many_seats", refused.text
+
+    held = {s for s, a in zip(seats, answers) if a.status_code == 201}
+    mine = member.http.get("/api/me/bookings").json()["bookings"]
+    assert sorted(s for b in mine for s in b["seat_ids"]) == sorted(held)
+    assert all(b["status"] == "held" for b in mine)
+    wait_for_seats(member.http, {s: ("H" if s in held else "A") for s in seats})
+    # and one more, anywhere, is still refused
+    extra = member.hold([starts[9] + 1])
+    assert extra.status_code == 422 and extra.json()["code"] == "too_many_seats", extra.text
+
+
+def test_cap_holds_within_one_section_and_with_pairs(service, starts):
+    one_section, pairs = crowd(service, 2)
+    seats = [starts[7] + 20 + i for i in range(6)]
+    answers = all_at_once([lambda s=s: one_section.hold([s]) for s in seats])
+    assert sorted(a.status_code for a in answers) == [201] * 4 + [422] * 2, [a.text for a in answers]
+    assert all(a.json()["code"] == "too_many_seats" for a in answers if a.status_code == 422)
+
+    # three pairs in three sections: only two pairs fit under a cap of four
+    requests = [[starts[10 + i] + 40, starts[10 + i] + 41] for i in range(3)]
+    answers = all_at_once([lambda r=r: pairs.hold(r) for r in requests])
+    assert sorted(a.status_code for a in answers) == [201, 201, 422], [a.text for a in answers]
+    mine = pairs.http.get("/api/me/bookings").json()["bookings"]
+    assert sum(len(b["seat_ids"]) for b in mine) == 4
+    expected = {}
+    for request, answer in zip(requests, answers):
+        expected.update({s: ("H" if answer.status_code == 201 else "A") for s in request})
+    wait_for_seats(pairs.http, expected)
+
+
+# ---- Idempotency-Key
+
+
+def test_same_key_same_body_replays_the_first_answer(service, starts):
+    buyer, other = crowd(service, 2)
+    seat = starts[13] + 1
+    key = uuid.uuid4().hex
+    first = buyer.hold([seat], key=key)
+    assert first.status_code == 201, first.text
+    again = buyer.hold([seat], key=key)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotency-Replayed") == "true"
+    bookings = buyer.http.get("/api/me/bookings").json()["bookings"]
+    assert [b["booking_id"] for b in bookings] == [first.json()["booking_id"]]
+    assert [e["type"] for e in my_events(buyer, type="hold_created")] == ["hold_created"]
+
+    # the same for a payment: one payment, one payment_started
+    booking_id = first.json()["booking_id"]
+    pay_key = uuid.uuid4().hex
+    paid = buyer.pay(booking_id, key=pay_key)
+    assert paid.status_code == 201, paid.text
+    paid_again = buyer.pay(booking_id, key=pay_key)
+    assert (paid_again.status_code, paid_again.json()) == (201, paid.json())
+    assert paid_again.headers.get("Idempotency-Replayed") == "true"
+    assert len(my_events(buyer, type="payment_started")) == 1
+
+    # keys belong to a member: another member's request with the same key really runs
+    theirs = other.hold([seat], key=key)
+    assert theirs.status_code == 409 and theirs.json()["code"] == "seat_unavailable", theirs.text
+    assert theirs.headers.get("Idempotency-Replayed") is None
+    # and a refusal is replayed just like a success
+    theirs_again = other.hold([seat], key=key)
+    assert (theirs_again.status_code, theirs_again.json()) == (409, theirs.json())
+    assert theirs_again.headers.get("Idempotency-Replayed") == "true"
+
+
+def test_same_key_different_body_is_refused(service, starts):
+    [buyer] = crowd(service, 1)
+    key = uuid.uuid4().hex
+    first = buyer.hold([starts[13] + 10], key=key)
+    assert first.status_code == 201, first.text
+    before = settled_seat_status(buyer.http)
+    reused = buyer.hold([starts[13] + 11], key=key)
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert [b["booking_id"] for b in buyer.http.get("/api/me/bookings").json()["bookings"]] == [first.json()["booking_id"]]
+    assert settled_seat_status(buyer.http)[starts[13] + 11] == "A"
+    assert settled_seat_status(buyer.http) == before
+
+    pay_key = uuid.uuid4().hex
+    assert buyer.pay(first.json()["booking_id"], "mockpay", key=pay_key).status_code == 201
+    other_provider = buyer.pay(first.json()["booking_id"], "fakecard", key=pay_key)
+    assert other_provider.status_code == 422 and other_provider.json()["code"] == "idempotency_key_reused", other_provider.text
+    assert len(my_events(buyer, type="payment_started")) == 1
+
+
+def test_same_key_raced_makes_one_booking(service, starts):
+    """Eight copies of one request at once: one runs; each other copy is its replay or a 409."""
+    [buyer] = crowd(service, 1)
+    seat = starts[14] + 3
+    key = uuid.uuid4().hex
+    answers = all_at_once([lambda: buyer.hold([seat], key=key) for _ in range(8)])
+    created = [a for a in answers if a.status_code == 201]
+    in_flight = [a for a in answers if a.status_code == 409]
+    assert len(created) + len(in_flight) == len(answers), [a.text for a in answers]
+    assert created, [a.text for a in answers]
+    assert all(a.json() == created[0].json() for a in created)
+    assert all(a.json()["code"] == "idempotency_in_flight" for a in in_flight), [a.text for a in in_flight]
+    assert len([a for a in created if a.headers.get("Idempotency-Replayed") != "true"]) == 1
+    bookings = buyer.http.get("/api/me/bookings").json()["bookings"]
+    assert [b["booking_id"] for b in bookings] == [created[0].json()["booking_id"]]
+    wait_for_seats(buyer.http, {seat: "H"})
+
+
+def _mysql(db_url: str) -> pymysql.connections.Connection:
+    url = urlparse(db_url)
+    return pymysql.connect(host=url.hostname, port=url.port or 3306, user=url.username or "root",
+                           password=url.password or "", database=url.path.lstrip("/"), autocommit=True)
+
+
+def test_same_key_while_the_first_still_runs_is_409(service, starts):
+    """Deterministic: the test locks the payments table, so the first payment request stays
+    in flight (its key is claimed, its work waits on the database) while the copies arrive."""
+    [buyer] = crowd(service, 1)
+    held = buyer.hold([starts[14] + 30])
+    assert held.status_code == 201, held.text
+    booking_id = held.json()["booking_id"]
+    key = uuid.uuid4().hex
+
+    locker, watcher = _mysql(service.db_url), _mysql(service.db_url)
+    pool = ThreadPoolExecutor(1)
+    try:
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLES payments WRITE")
+        first = pool.submit(buyer.pay, booking_id, "mockpay", key)
+        deadline = time.monotonic() + 30
+        while True:
+            with watcher.cursor() as cursor:
+                cursor.execute("SELECT state FROM idempotency_keys WHERE member_id = %s AND idem_key = %s", (buyer.id, key))
+                row = cursor.fetchone()
+            if row is not None:
+                break
+            assert time.monotonic() < deadline, "the first request never claimed its key"
+            time.sleep(0.05)
+        assert row[0] == "running"
+        copy = buyer.pay(booking_id, "mockpay", key=key)
+        assert copy.status_code == 409, copy.text
+        assert copy.json()["code"] == "idempotency_in_flight"
+        different = buyer.pay(booking_id, "fakecard", key=key)
+        assert different.status_code == 422, different.text
+        assert different.json()["code"] == "idempotency_key_reused"
+        assert not first.done(), first.result().text
+    finally:
+        with locker.cursor() as cursor:
+            cursor.execute("UNLOCK TABLES")  # always, before waiting for the first request
+        locker.close()
+        watcher.close()
+        pool.shutdown(wait=True)
+    answer = first.result(timeout=60)
+
+    assert answer.status_code == 201, answer.text
+    replay = buyer.pay(booking_id, "mockpay", key=key)
+    assert (replay.status_code, replay.json()) == (201, answer.json())
+    assert replay.headers.get("Idempotency-Replayed") == "true"
+    assert len(my_events(buyer, type="payment_started")) == 1
+    assert buyer.booking(booking_id)["payment"]["payment_id"] == answer.json()["payment_id"]
