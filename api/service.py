@@ -206,11 +206,12 @@ class BookingService:
         payment = await self.payment_of(provider_name, payload.payment_id)
         if payload.booking_id != payment.booking_id or payload.amount != payment.amount:
             raise ApiError(422, "payment_mismatch", "the callback does not match the payment (booking or amount)")
+        view = await self.booking(payment.booking_id, payment.member_id, is_admin=True)
         first_delivery = await self.store.record_payment_result(
-            payload.event_id, payment, payload.status, time.time(), {"payment_id": payment.payment_id, "provider": provider_name}
+            payload.event_id, payment, payload.status, time.time(),
+            {"payment_id": payment.payment_id, "provider": provider_name}, view.booking.seat_ids,
         )
         payment = await self.store.payment(payment.payment_id)  # the first verdict wins
-        view = await self.booking(payment.booking_id, payment.member_id, is_admin=True)
         block = self.blocks[view.block_index]
         detail = {"payment_id": payment.payment_id, "provider": provider_name}
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("ENCORE_TEST_PORT", "18000"))
 START_SECONDS_MAX = 150
 LOCK_PATH = "/tmp/encore-service.lock"
+READY_LINE = "Encore is selling on"
 
 
 _held_here = False
@@ -58,6 +60,17 @@ class LiveService:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
 
+def wait_until_port_free(port: int, seconds: float = 60) -> None:
+    """A service stopped a moment ago may still hold the port; never mistake it for ours."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"port {port} is still taken by another process")
+
+
 def start_service(db_url: str, log_path: Path, **settings) -> LiveService:
     env = {
         **os.environ,
@@ -71,6 +84,7 @@ def start_service(db_url: str, log_path: Path, **settings) -> LiveService:
         "PYTHONUNBUFFERED": "1",
         **{f"ENCORE_{k.upper()}": str(v) for k, v in settings.items()},
     }
+    wait_until_port_free(PORT)
     log = open(log_path, "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "encore.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -82,7 +96,8 @@ def start_service(db_url: str, log_path: Path, **settings) -> LiveService:
         if process.poll() is not None:
             raise RuntimeError(f"the service exited early; see {log_path}:\n{log_path.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            # only our own service says it is selling, in our own log
+            if READY_LINE in log_path.read_text() and httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                 return LiveService(url, db_url, env, log_path, process)
         except httpx.HTTPError:
             pass

@@ -239,7 +239,9 @@ class SqlStore(ABC):
             )
         return Payment(*row) if row else None
 
-    async def record_payment_result(self, event_id: str, payment: Payment, status: str, now: float, detail: dict) -> bool:
+    async def record_payment_result(
+        self, event_id: str, payment: Payment, status: str, now: float, detail: dict, seat_ids: Sequence[int] = ()
+    ) -> bool:
         """Store a provider's verdict once; the first verdict settles the payment.
 
         Returns False if this event was already received. A failure is logged by the seat
@@ -259,7 +261,7 @@ class SqlStore(ABC):
             )
             if settled and status == "succeeded":
                 await self._append_log(tx, [LogEvent(
-                    now, EventType.PAYMENT_SUCCEEDED.value, payment.booking_id, payment.member_id, (), detail
+                    now, EventType.PAYMENT_SUCCEEDED.value, payment.booking_id, payment.member_id, tuple(seat_ids), detail
                 )])
         return True
 

@@ -95,7 +95,7 @@ export function mount(root, _route, scope) {
     const saved = session.queueState();
     aheadAtJoin = saved && saved.ticket === data.ticket ? Math.max(saved.ahead_at_join, 0) : Number(data.ahead) || 0;
     session.setQueueState(data.ticket, aheadAtJoin);
-    tr(ticketLine, "queue.ticket", { ticket: String(data.ticket).slice(0, 16) });
+    tr(ticketLine, "queue.ticket", { ticket: ticketLabel(data.ticket) });
     ticketLine.dataset.ticket = data.ticket;
     return data;
   }
@@ -175,6 +175,23 @@ export function mount(root, _route, scope) {
   document.title = `${t("queue.title")} · Encore`;
   start();
   return null;
+}
+
+/**
+ * What to show for a ticket. The server's ticket is a signed token, base64url(JSON payload)
+ * "." tag, whose payload carries the place number `n`; its first characters are the same for
+ * everyone (the encoded `{"k":"ticket"`), so show "#n", or else the end of the token.
+ */
+function ticketLabel(ticket) {
+  const text = String(ticket ?? "");
+  try {
+    const body = text.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    const payload = JSON.parse(atob(body + "=".repeat((4 - (body.length % 4)) % 4)));
+    if (Number.isInteger(payload?.n)) return `#${payload.n}`;
+  } catch {
+    /* not a token we can read: fall through */
+  }
+  return text.length > 12 ? `…${text.slice(-12)}` : text;
 }
 
 function retryable(error) {
