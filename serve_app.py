@@ -22,7 +22,13 @@ fastapi_app = create_app()
 REQUESTS_PER_REPLICA_MAX = 2000
 
 
-@serve.deployment(name="encore-ingress", max_ongoing_requests=REQUESTS_PER_REPLICA_MAX, health_check_period_s=5)
+@serve.deployment(
+    name="encore-ingress",
+    max_ongoing_requests=REQUESTS_PER_REPLICA_MAX,
+    health_check_period_s=5,
+    # a log line per request costs more than answering a seat-map read; /metrics counts them
+    logging_config={"enable_access_log": False, "log_level": "WARNING"},
+)
 @serve.ingress(fastapi_app)
 class Ingress:
     """One replica: its own seat-map snapshot, queue summary and hold batcher (../shared/DESIGN.md)."""
