@@ -19,7 +19,13 @@ from encore.settings import Settings, load_settings
 
 log = logging.getLogger("encore")
 
-FRONT_ENVIRONMENT = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+FRONT_ENVIRONMENT = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    # Ray starts workers at nice 15; here every worker *is* the service, and must not lose
+    # its cores to the database or the load generator beside it
+    "RAY_worker_niceness": "0",
+}
 
 
 async def migrate(settings: Settings) -> None:

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), min_length=16)
     token_seconds: int = Field(12 * 3600, ge=60)
     ingress_replicas: int = Field(1, ge=1, le=64)
-    snapshot_interval_ms: int = Field(100, ge=10, le=250)
+    snapshot_interval_ms: int = Field(200, ge=10, le=250)
     hold_batch_max: int = Field(256, ge=1, le=10_000)
 
     queue_max_active: int = Field(2000, ge=1)

@@ -127,7 +127,8 @@ class SqlStore(ABC):
         async with self.transaction() as tx:
             releasing = [c[0].booking for c in by_booking.values() if _held_before(c) and not _holds_after(c)]
             if releasing:
-                await tx.executemany("DELETE FROM seat_claims WHERE booking_id = ?", [(b.booking_id,) for b in releasing])
+                ids = [b.booking_id for b in releasing]
+                await tx.execute(f"DELETE FROM seat_claims WHERE booking_id IN ({_marks(len(ids))})", ids)
             claiming = [c[-1].booking for c in by_booking.values() if _holds_after(c) and not _held_before(c)]
             refused = await self._refused_by_cap(tx, claiming, max_seats_per_member)
             claiming = [b for b in claiming if b.booking_id not in refused]
@@ -321,8 +322,8 @@ class SqlStore(ABC):
         async with self.transaction() as tx:
             await tx.executemany(
                 f"{self.insert_ignore} INTO idempotency_keys (member_id, idem_key, request_hash, claim, state, created_at) "
-                "VALUES (?,?,?,?,'running',?)",
-                [(r.member_id, r.key, r.request_hash, r.claim, now) for r in requests],
+                "VALUES (?,?,?,?,?,?)",  # placeholders only: the driver then sends one multi-row INSERT
+                [(r.member_id, r.key, r.request_hash, r.claim, "running", now) for r in requests],
             )
             rows = await tx.fetchall(
                 "SELECT member_id, idem_key, request_hash, claim, state, response_status, response_body, created_at "
@@ -349,9 +350,9 @@ class SqlStore(ABC):
         async with self.transaction() as tx:
             await tx.executemany(
                 "INSERT INTO idempotency_keys (member_id, idem_key, request_hash, claim, state, response_status, "
-                "response_body, created_at) VALUES (?,?,?,?,'done',?,?,?) "
+                "response_body, created_at) VALUES (?,?,?,?,?,?,?,?) "
                 + self.upsert("member_id, idem_key", ["state", "response_status", "response_body"]),
-                [(c.member_id, c.key, c.request_hash, c.claim, status, body, now) for c, status, body in answers],
+                [(c.member_id, c.key, c.request_hash, c.claim, "done", status, body, now) for c, status, body in answers],
             )
 
     async def abandon_idempotency_key(self, claim: IdempotencyClaim) -> None:
