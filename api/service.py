@@ -116,12 +116,13 @@ class BookingService:
             if standing is None:
                 raise ApiError(403, "bad_ticket", "this ticket is no longer in the queue; join again")
             number = standing.number
-        return self._queue_answer(caller, number)
+        return self._queue_answer(caller, number, ticket if number == claims.get("n") else None)
 
-    def _queue_answer(self, caller: Caller, number: int | None) -> QueueOut:
+    def _queue_answer(self, caller: Caller, number: int | None, ticket: str | None = None) -> QueueOut:
+        """``ticket``: the one the caller holds, handed back unchanged (a poll signs nothing new)."""
         epoch = (self.queue_view.summary or {}).get("epoch", 0)
         position = self.queue_view.position(number)
-        ticket = self.tokens.ticket(caller.member_id, number, epoch, QUEUE_TICKET_SECONDS)
+        ticket = ticket or self.tokens.ticket(caller.member_id, number, epoch, QUEUE_TICKET_SECONDS)
         admission = None
         if position.state == "admitted":
             admission = self.tokens.admission(caller.member_id, number, epoch, position.admitted_until)
