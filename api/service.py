@@ -236,10 +236,3 @@ class BookingService:
         if payment is None or payment.provider != provider_name:
             raise ApiError(404, "payment_not_found", "no such payment")
         return payment
-
-    async def close(self) -> None:
-        for task in self._background:
-            task.cancel()
-        if self._http is not None:
-            await self._http.aclose()
-        await self.store.close()

@@ -15,7 +15,6 @@ import argparse
 import csv
 import json
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +263,7 @@ def build(work: Path, out_dir: Path) -> dict:
     seatmap = describe(during.of(*SEATMAP), seconds)
     everything = describe(during, seconds)
     static_rps = ceilings.get("ceiling-static", {}).get("rps")
-    probe = endpoints.get("GET /static-ceiling (probe)", {})
+
 
     hold_statuses = Counter(int(s) for s in holds.status.tolist())
     figures = {
@@ -521,8 +520,8 @@ def render(summary: dict, run: dict, plots: list[str], begin: float) -> str:
         "",
         "## The sale",
         "",
-        f"| figure | value |",
-        f"|---|---|",
+        "| figure | value |",
+        "|---|---|",
         f"| time to sell out (first request → every seat reads S) | {sold_text} |",
         f"| … from the first hold attempt | {f['time_from_first_hold_s']:.0f} s |" if f["time_from_first_hold_s"] else "| … from the first hold attempt | – |",
         f"| seats sold | {f['seats_sold']:,} of {run['seats']:,} |",

@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from payments import Provider, build_callback
-from tests.e2e.conftest import Person
 from tests.e2e.helpers import (
     admin,
     admission_token,
