@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench bench-core bench-http bench-queue mysql browser clean
+.PHONY: run test test-fast bench bench-core bench-http bench-queue mysql browser wrk clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,11 +35,15 @@ browser:
 bench-core: $(STAMP) mysql
 	$(BIN)/python -m loadtest.bench_core
 
-bench-http: $(STAMP) mysql
+bench-http: $(STAMP) mysql wrk
 	$(BIN)/python -m loadtest.bench_http
 
-bench-queue: $(STAMP)
+bench-queue: $(STAMP) wrk
 	$(BIN)/python -m loadtest.bench_queue
+
+## The HTTP benchmarks drive load with wrk (Debian package).
+wrk:
+	scripts/ensure-wrk.sh
 
 bench: $(STAMP) mysql
 	$(BIN)/python -m loadtest.sellout
