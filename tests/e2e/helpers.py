@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import httpx
+import pytest
 
 from domain import tokens
 from payments import Provider, build_callback, providers_from_settings
@@ -135,3 +137,14 @@ def admission_token(service: LiveService, member_id: int, issued_at: float, ttl:
     """An admission token the way the service signs one (with its key unless ``secret`` is given)."""
     key = (secret or service.env["ENCORE_SECRET_KEY"]).encode()
     return tokens.sign("admission", {"m": member_id, "n": 1, "e": 0}, key, issued_at, ttl)
+
+
+@pytest.fixture(scope="module")
+def boss(service) -> Person:
+    """An admin of the module's service (a module defines the ``service`` fixture)."""
+    return admin(service, f"boss{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def starts(boss) -> list[int]:
+    return section_starts(boss.http)

@@ -14,14 +14,13 @@ import httpx
 import pytest
 
 from payments import Provider, build_callback
+from tests.e2e.helpers import boss, starts  # noqa: F401  (module fixtures)
 from tests.e2e.helpers import (
-    admin,
     admission_token,
     crowd,
     events_of,
     my_events,
     post_callback,
-    section_starts,
     settled_seat_status,
     signed_callback,
     wait_for_seats,
@@ -36,16 +35,6 @@ SERVICE_SETTINGS = {"rate_limit_writes_per_minute": 100_000}
 @pytest.fixture(scope="module")
 def service(mysql_service):
     return mysql_service
-
-
-@pytest.fixture(scope="module")
-def boss(service):
-    return admin(service, f"boss{uuid.uuid4().hex[:8]}")
-
-
-@pytest.fixture(scope="module")
-def starts(boss):
-    return section_starts(boss.http)
 
 
 def assert_problem(answer: httpx.Response, status: int | tuple[int, ...], code: str | None = None) -> dict:

@@ -4,12 +4,12 @@ payment that succeeds after its hold ran out is re-granted (seats still free) or
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 
 import pytest
 
-from tests.e2e.helpers import admin, crowd, events_of, my_events, section_starts, wait_for_booking, wait_for_seats
+from tests.e2e.helpers import crowd, events_of, my_events, wait_for_booking, wait_for_seats
+from tests.e2e.helpers import boss, starts  # noqa: F401  (module fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -20,16 +20,6 @@ EXPIRY_LATENESS_MAX = 2.0  # seconds after the deadline by which the booking mus
 @pytest.fixture(scope="module")
 def service(mysql_service):
     return mysql_service
-
-
-@pytest.fixture(scope="module")
-def boss(service):
-    return admin(service, f"boss{uuid.uuid4().hex[:8]}")
-
-
-@pytest.fixture(scope="module")
-def starts(boss):
-    return section_starts(boss.http)
 
 
 def epoch(text: str) -> float:
