@@ -73,13 +73,7 @@ class Tokens:
         return tokens.sign("ticket", {"m": member_id, "n": number, "e": epoch}, self._secret, time.time(), ttl_seconds)
 
     def ticket_claims(self, ticket: str, caller: Caller) -> dict:
-        try:
-            claims = tokens.verify(ticket, "ticket", self._secret, time.time())
-        except tokens.InvalidToken as error:
-            raise ApiError(403, "bad_ticket", f"this queue ticket is {error.reason.replace('_', ' ')}; join the queue again")
-        if claims.get("m") != caller.member_id:
-            raise ApiError(403, "bad_ticket", "this queue ticket belongs to someone else")
-        return claims
+        return self._member_claims("ticket", ticket, caller, "bad_ticket", "this queue ticket", "join the queue again")
 
     def admission(self, member_id: int, number: int, epoch: int, expires_at: float) -> str:
         ttl = max(1.0, expires_at - time.time())
@@ -89,10 +83,14 @@ class Tokens:
         """Holds and payments need a genuine, unexpired admission issued to this very member."""
         if not token:
             raise ApiError(403, "not_admitted", "wait for your turn in the queue (X-Admission-Token is missing)")
+        return self._member_claims("admission", token, caller, "not_admitted", "the admission token", "rejoin the queue")
+
+    def _member_claims(self, kind: str, token: str, caller: Caller, code: str, what: str, remedy: str) -> dict:
+        """The claims of a genuine, unexpired token of ``kind`` bound to ``caller``; else 403 ``code``."""
         try:
-            claims = tokens.verify(token, "admission", self._secret, time.time())
+            claims = tokens.verify(token, kind, self._secret, time.time())
         except tokens.InvalidToken as error:
-            raise ApiError(403, "not_admitted", f"the admission token is {error.reason.replace('_', ' ')}; rejoin the queue")
+            raise ApiError(403, code, f"{what} is {error.reason.replace('_', ' ')}; {remedy}") from None
         if claims.get("m") != caller.member_id:
-            raise ApiError(403, "not_admitted", "this admission token was issued to someone else")
+            raise ApiError(403, code, f"{what} belongs to someone else")
         return claims
