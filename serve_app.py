@@ -13,11 +13,12 @@ import asyncio
 from ray import serve
 from ray.serve import Application
 
-from api.routes import create_app, use_service
+from api.edge import create_app
+from api.routes import use_service
 from api.service import BookingService
 from encore.settings import Settings, load_settings
 
-fastapi_app = create_app()
+edge_app = create_app()
 
 REQUESTS_PER_REPLICA_MAX = 2000
 
@@ -29,7 +30,7 @@ REQUESTS_PER_REPLICA_MAX = 2000
     # a log line per request costs more than answering a seat-map read; /metrics counts them
     logging_config={"enable_access_log": False, "log_level": "WARNING"},
 )
-@serve.ingress(fastapi_app)
+@serve.ingress(edge_app)
 class Ingress:
     """One replica: its own seat-map snapshot, queue summary and hold batcher (../shared/DESIGN.md)."""
 

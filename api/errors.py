@@ -61,15 +61,23 @@ def from_domain(error: domain.BookingError) -> ApiError:
     return ApiError(status, error.code, error.message, **error.extra)
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, error: ApiError):
+def answer_for(error: Exception, method: str = "", path: str = "") -> JSONResponse:
+    """The problem body for any error a request raised: ours, the domain's or a crash."""
+    if isinstance(error, ApiError):
         return problem(error.status, error.code, error.message, error.headers, **error.extra)
-
-    @app.exception_handler(domain.BookingError)
-    async def _domain_error(request: Request, error: domain.BookingError):
+    if isinstance(error, domain.BookingError):
         api = from_domain(error)
         return problem(api.status, api.code, api.message, **api.extra)
+    log.error("unhandled error on %s %s", method, path, exc_info=error)
+    return problem(500, "internal_error", "something went wrong on our side")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    @app.exception_handler(domain.BookingError)
+    @app.exception_handler(Exception)
+    async def _answer(request: Request, error: Exception):
+        return answer_for(error, request.method, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError):
@@ -82,8 +90,3 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException):
         code = CODE_BY_STATUS.get(error.status_code, "error")
         return problem(error.status_code, code, str(error.detail), getattr(error, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "something went wrong on our side")

@@ -6,26 +6,22 @@ import json
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from api import errors, models
+from api import models
 from api.auth import Caller, hash_password, password_matches
 from api.errors import ApiError
 from api.idempotency import request_fingerprint
-from api.metrics import Metrics
 from api.service import BookingService
 from domain.booking import Booking
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
 from persistence import Conflict
 from persistence.records import LogQuery, Payment
 
-WEB = FilePath(__file__).resolve().parent.parent / "web"
-BODY_BYTES_MAX = 16 * 1024
+TICKET_CHARS_MAX = 2048
 LOG_PAGE_DEFAULT = 50
 LOG_PAGE_MAX = 200
 
@@ -54,6 +50,11 @@ def use_service(booking_service: BookingService) -> None:
     replica, so the service lives here, in the module, rather than on ``app.state``."""
     global _service
     _service = booking_service
+
+
+def start_background() -> None:
+    if _service is not None:
+        _service.start_background()
 
 
 async def service() -> BookingService:
@@ -141,8 +142,20 @@ async def join_queue(who: Authenticated, svc: Service):
 
 
 @router.get("/api/queue", response_model=models.QueueOut, tags=["queue"])
-async def poll_queue(who: Authenticated, svc: Service, ticket: Annotated[str, Query(max_length=2048)]):
-    return await svc.poll_queue(who, ticket)
+async def poll_queue(ticket: Annotated[str, Query(min_length=1, max_length=TICKET_CHARS_MAX)],
+                     authorization: Annotated[str | None, Header()] = None):
+    """Declared here for the schema; ``api.edge.HotReads`` answers it with ``queue_answer``."""
+    return await queue_answer(authorization, ticket)
+
+
+async def queue_answer(authorization: str | None, ticket: str | None) -> Response:
+    svc = await service()
+    who = svc.tokens.caller(authorization)
+    if not ticket or len(ticket) > TICKET_CHARS_MAX:
+        raise ApiError(422, "validation_error", "the request is not valid",
+                       errors=[{"loc": ["query", "ticket"], "msg": f"a ticket of 1 to {TICKET_CHARS_MAX} characters is required"}])
+    answer = await svc.poll_queue(who, ticket)
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 # ---- venue and seats
@@ -155,12 +168,33 @@ async def venue(svc: Service, response: Response):
 
 @router.get("/api/seats", response_model=models.SeatsOut, tags=["seats"],
             responses={304: {"description": "the map has not changed since the ETag sent in If-None-Match"}})
-async def seats(svc: Service, if_none_match: Annotated[str | None, Header()] = None):
-    seat_map = svc.seat_map
-    headers = {"ETag": seat_map.etag, "Cache-Control": "public, max-age=1"}
-    if if_none_match is not None and seat_map.etag in [tag.strip() for tag in if_none_match.split(",")]:
+async def seats(if_none_match: Annotated[str | None, Header()] = None,
+                accept_encoding: Annotated[str | None, Header()] = None):
+    """Declared here for the schema; ``api.edge.HotReads`` answers it with ``seat_map_answer``."""
+    return await seat_map_answer(if_none_match, accept_encoding)
+
+
+async def seat_map_answer(if_none_match: str | None, accept_encoding: str | None = None) -> Response:
+    """The replica's current map, gzip-compressed when the client takes it (the weak ETag of
+    that variant matches the same version, as If-None-Match compares weakly)."""
+    seat_map = (await service()).seat_map
+    compressed = accepts_gzip(accept_encoding)
+    headers = {"ETag": seat_map.etag_gzip if compressed else seat_map.etag, "Cache-Control": "public, max-age=1",
+               "Vary": "Accept-Encoding"}
+    if if_none_match is not None and seat_map.etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
         return Response(status_code=304, headers=headers)
+    if compressed:
+        headers["Content-Encoding"] = "gzip"
+        return Response(seat_map.body_gzip, media_type="application/json", headers=headers)
     return Response(seat_map.body, media_type="application/json", headers=headers)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    for coding in (accept_encoding or "").lower().split(","):
+        name, _, params = coding.partition(";")
+        if name.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 # ---- holds, bookings, payments
@@ -306,59 +340,11 @@ async def metrics(request: Request, svc: Service):
 
 @router.get("/static-ceiling", include_in_schema=False)
 async def static_ceiling():
-    """A constant answer through the same front: the ceiling every benchmark divides by."""
+    """A constant answer through the same front and the same hot path as the seat map and the
+    queue polls: the ceiling every benchmark divides by."""
+    return await constant_answer()
+
+
+async def constant_answer() -> Response:
     return Response(b'{"ok":true}', media_type="application/json")
 
-
-class BoundAndMeasured:
-    """Refuse oversized bodies before reading them, and time every request per route.
-
-    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream
-    per request, which on this hot path is a large share of a trivial request's time.
-    """
-
-    def __init__(self, app, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > BODY_BYTES_MAX):
-                response = errors.problem(413, "body_too_large", f"request bodies are at most {BODY_BYTES_MAX} bytes")
-                return await response(scope, receive, send)
-        if _service is not None:
-            _service.start_background()
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route = scope.get("route")
-            self.metrics.observe(getattr(route, "path", "unmatched"), scope["method"], status, time.perf_counter() - started)
-
-
-def create_app() -> FastAPI:
-    app = FastAPI(title="Encore", version="0.1.0", description="Concert ticket booking: queue, seat map, holds, payments.")
-    errors.install(app)
-    app.include_router(router)
-    app.state.metrics = Metrics()
-
-    app.add_middleware(BoundAndMeasured, metrics=app.state.metrics)
-
-    if WEB.is_dir():
-        app.mount("/static", StaticFiles(directory=WEB), name="static")
-
-        @app.get("/", include_in_schema=False)
-        async def page():
-            return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
-
-    return app

@@ -1,11 +1,12 @@
-"""HTTP benchmark through the real front (HAProxy → Serve → FastAPI), every figure a ratio.
+"""HTTP benchmark through the real front (HAProxy → Serve replicas), every figure a ratio.
 
 In one run, on one service (MariaDB): a constant route (the ceiling of this front on this
-machine), ``GET /api/seats`` answered 200 and 304, ``POST /api/holds`` with 13 contenders
+machine, answered on the same hot path as the seat map), ``GET /api/seats`` answered 200
+(gzip, as browsers ask, and uncompressed) and 304, ``POST /api/holds`` with 13 contenders
 per seat, and login (argon2id). Targets: the seat map at ≥ 90% of the ceiling with p95 under
 150 ms at 256 connections; holds at ≥ 50% of the ceiling.
 
-    python -m loadtest.bench_http [--seconds 10] [--connections 256] [--sqlite]
+    python -m loadtest.bench_http [--seconds 10] [--connections 256] [--replicas 2] [--sqlite]
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from loadtest import wrk
 
 CONTENDERS_PER_SEAT = 13
 BUYERS = 64
+WARM_UP_SECONDS = 3
+# what Chromium and Firefox send: the seat map comes gzip-compressed, as to every real client
+BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 
 HOLD_LUA = r"""
 counter = 0
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="ingress replicas (ENCORE_INGRESS_REPLICAS); on 2 cores two answered ~30%% more than one")
     parser.add_argument("--sqlite", action="store_true", help="use the embedded store instead of MariaDB")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -85,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
 
         bench_db = MySQLBench()
         db_url = bench_db.__enter__()
-    settings = dict(max_seats_per_member=20, rate_limit_writes_per_minute=10_000_000, queue_max_active=100_000)
+    settings = dict(max_seats_per_member=20, rate_limit_writes_per_minute=10_000_000, queue_max_active=100_000,
+                    ingress_replicas=args.replicas)
     try:
         with one_service_at_a_time():
             service = start_service(db_url, folder / "service.log", **settings)
@@ -97,12 +104,15 @@ def main(argv: list[str] | None = None) -> None:
         if not args.sqlite:
             bench_db.__exit__(None, None, None)
     ceiling = results["static"]
-    print(f"\nthrough {service.url} ({'SQLite' if args.sqlite else 'MariaDB'}), {args.connections} connections, {args.seconds} s each")
+    print(f"\nthrough {service.url} ({'SQLite' if args.sqlite else 'MariaDB'}), {args.replicas} ingress replica(s), "
+          f"{args.connections} connections, {args.seconds} s each after a {WARM_UP_SECONDS} s warm-up")
     for result in results.values():
         if isinstance(result, wrk.Result):
             print(result.line(ceiling))
     seats_200, holds = results["seats_200"], results["holds"]
     print(f"\nseat map 200: {seats_200.per_second / ceiling.per_second:.1%} of static (target ≥ 90%), p95 {seats_200.p95_ms:.0f} ms (target < 150 ms)")
+    identity = results["seats_200_identity"]
+    print(f"  uncompressed: {identity.per_second / ceiling.per_second:.1%} of static, p95 {identity.p95_ms:.0f} ms")
     print(f"holds:        {holds.per_second / ceiling.per_second:.1%} of static (target ≥ 50%), {holds.requests / results['hold_seats']:.1f} contenders per seat")
     if args.json:
         args.json.write_text(json.dumps({k: vars(v) if isinstance(v, wrk.Result) else v for k, v in results.items()}, indent=2))
@@ -111,8 +121,12 @@ def main(argv: list[str] | None = None) -> None:
 def measure(base_url: str, args) -> dict:
     seconds, connections = args.seconds, args.connections
     results: dict = {}
+    # HAProxy opens its connections to the replicas on first use: not part of any figure
+    wrk.run("warm-up", f"{base_url}/static-ceiling", WARM_UP_SECONDS, connections)
     results["static"] = wrk.run("static route (ceiling)", f"{base_url}/static-ceiling", seconds, connections)
-    results["seats_200"] = wrk.run("GET /api/seats 200", f"{base_url}/api/seats", seconds, connections)
+    results["seats_200"] = wrk.run("GET /api/seats 200 (gzip)", f"{base_url}/api/seats", seconds, connections,
+                                   script=f"wrk.headers['Accept-Encoding'] = {json.dumps(BROWSER_ACCEPT_ENCODING)}")
+    results["seats_200_identity"] = wrk.run("GET /api/seats 200 (identity)", f"{base_url}/api/seats", seconds, connections)
     etag = httpx.get(f"{base_url}/api/seats").headers["etag"]
     results["seats_304"] = wrk.run(
         "GET /api/seats 304", f"{base_url}/api/seats", seconds, connections,

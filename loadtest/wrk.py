@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,22 +65,38 @@ class Result:
         )
 
 
-def run(name: str, url: str, seconds: int = 10, connections: int = 256, threads: int = 2, script: str = "") -> Result:
-    """One wrk run; ``script`` is Lua that may set ``request`` and ``on_response``."""
+def run(name: str, url: str, seconds: int = 10, connections: int = 256, threads: int = 2, script: str = "",
+        until: Callable[[], bool] | None = None) -> Result:
+    """One wrk run; ``script`` is Lua that may set ``request`` and ``on_response``.
+
+    ``until``, checked twice a second, ends the run early (wrk stops on SIGINT and still
+    reports): wrk itself always sleeps its whole duration, even when every thread is done.
+    """
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: run scripts/ensure-wrk.sh (Debian: apt-get install wrk)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script + "\n" + REPORT_LUA)
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", lua.name, url],
-            capture_output=True, text=True, timeout=seconds + 60,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        deadline = time.monotonic() + seconds + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if until is not None and until():
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.5)
+        try:
+            stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
     finally:
         Path(lua.name).unlink(missing_ok=True)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    line = next((l for l in stdout.splitlines() if l.startswith("WRK_JSON ")), None)
     if line is None:
-        raise RuntimeError(f"wrk gave no figures:\n{done.stdout}\n{done.stderr}")
+        raise RuntimeError(f"wrk gave no figures:\n{stdout}\n{stderr}")
     figures = json.loads(line.removeprefix("WRK_JSON "))
     return Result(name=name, **figures)
 
