@@ -1,0 +1,161 @@
+"""The replica's ASGI edge without Ray: the hot reads answer exactly as their routes would.
+
+The seat map, queue polls and the static route skip FastAPI (``api.edge.HotReads``), so their
+headers, compression, 304s and error bodies are checked here, in-process, as well as over
+real HTTP in the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import partial
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from api import routes
+from api.auth import Tokens
+from api.edge import BODY_BYTES_MAX, create_app
+from api.queue_view import QueueView
+from api.routes import accepts_gzip
+from api.seatmap import SeatMap
+from api.service import BookingService
+from encore.settings import Settings
+
+SETTINGS = Settings(db_url="sqlite:///:memory:", secret_key="edge-test-secret")
+BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}
+UNCOMPRESSED = {"Accept-Encoding": "identity"}
+
+
+def fake_service() -> SimpleNamespace:
+    """What the hot reads touch of a ``BookingService``: a real seat map, queue view and tokens."""
+    queue_view = QueueView(queue=None, settings=SETTINGS)
+    queue_view.update({"head": 11, "checkpoints": [(11, 1e12)], "rate": 100.0, "drawing": 0, "opened": True,
+                       "opens_at": None, "epoch": 0})
+    service = SimpleNamespace(
+        seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
+        tokens=Tokens(SETTINGS.secret_key, 3600, 600), start_background=lambda: None,
+    )
+    service._queue_answer = partial(BookingService._queue_answer, service)
+    service.poll_queue = partial(BookingService.poll_queue, service)
+    return service
+
+
+@pytest.fixture
+def edge():
+    app = create_app()
+    service = fake_service()
+    routes.use_service(service)
+
+    def request(method: str, path: str, **kwargs) -> httpx.Response:
+        async def go():
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as client:
+                return await client.request(method, path, **kwargs)
+        return asyncio.run(go())
+
+    yield SimpleNamespace(request=request, service=service, metrics=app.metrics)
+    routes.use_service(None)
+
+
+@pytest.mark.parametrize("header, expected", [
+    (None, False), ("identity", False), ("gzip", True), ("gzip, deflate, br", True), ("GZIP;q=0.5", True),
+    ("br;q=1, gzip;q=0", False), ("*", True), ("gzip; q=0.000", False),
+])
+def test_gzip_is_sent_only_to_clients_that_take_it(header, expected):
+    assert accepts_gzip(header) is expected
+
+
+def test_the_seat_map_is_the_same_document_compressed_or_not(edge):
+    plain = edge.request("GET", "/api/seats", headers=UNCOMPRESSED)
+    compressed = edge.request("GET", "/api/seats", headers=BROWSER)
+    assert plain.status_code == compressed.status_code == 200
+    assert compressed.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert compressed.json() == plain.json() and set(plain.json()["status"]) == {"A"}
+    assert int(compressed.headers["content-length"]) < len(plain.content) // 10
+    assert plain.headers["etag"] == edge.service.seat_map.etag
+    assert compressed.headers["etag"] == f"W/{plain.headers['etag']}"
+    for answer in (plain, compressed):
+        assert answer.headers["vary"] == "Accept-Encoding" and answer.headers["cache-control"] == "public, max-age=1"
+
+
+@pytest.mark.parametrize("sent", ["strong", "weak", "in a list"])
+def test_either_etag_of_the_current_map_gets_a_304(edge, sent):
+    etag = edge.service.seat_map.etag
+    if_none_match = {"strong": etag, "weak": f"W/{etag}", "in a list": f'"old", W/{etag}'}[sent]
+    answer = edge.request("GET", "/api/seats", headers={**BROWSER, "If-None-Match": if_none_match})
+    assert answer.status_code == 304 and answer.content == b"" and answer.headers["etag"] == f"W/{etag}"
+
+
+def test_a_changed_map_is_sent_again(edge):
+    etag = edge.service.seat_map.etag
+    edge.service.seat_map._status[0:1] = b"S"
+    edge.service.seat_map._render()
+    answer = edge.request("GET", "/api/seats", headers={**UNCOMPRESSED, "If-None-Match": etag})
+    assert answer.status_code == 200 and answer.json()["status"][0] == "S" and answer.headers["etag"] != etag
+
+
+def test_a_poll_is_answered_from_the_ticket(edge):
+    tokens = edge.service.tokens
+    session = {"Authorization": f"Bearer {tokens.session(7, 'user')}"}
+    ticket = tokens.ticket(7, 31, 0, 3600)
+    answer = edge.request("GET", "/api/queue", params={"ticket": ticket}, headers=session)
+    assert answer.status_code == 200
+    assert answer.json() | {"eta_seconds": None} == {
+        "ticket": ticket, "state": "waiting", "ahead": 20, "eta_seconds": None, "poll_after_ms": 1000, "admission_token": None,
+    }
+
+
+@pytest.mark.parametrize("case, status, code", [
+    ("no session", 401, "unauthorized"),
+    ("no ticket", 422, "validation_error"),
+    ("a ticket too long", 422, "validation_error"),
+    ("someone else's ticket", 403, "bad_ticket"),
+    ("a forged ticket", 403, "bad_ticket"),
+])
+def test_a_bad_poll_gets_a_problem_body(edge, case, status, code):
+    tokens = edge.service.tokens
+    session = {"Authorization": f"Bearer {tokens.session(7, 'user')}"}
+    params, headers = {"ticket": tokens.ticket(7, 31, 0, 3600)}, session
+    if case == "no session":
+        headers = {}
+    elif case == "no ticket":
+        params = {}
+    elif case == "a ticket too long":
+        params = {"ticket": "x" * (routes.TICKET_CHARS_MAX + 1)}
+    elif case == "someone else's ticket":
+        params = {"ticket": tokens.ticket(8, 31, 0, 3600)}
+    elif case == "a forged ticket":
+        params = {"ticket": Tokens("another-secret-of-32-bytes-long", 3600, 600).ticket(7, 31, 0, 3600)}
+    answer = edge.request("GET", "/api/queue", params=params, headers=headers)
+    assert (answer.status_code, answer.json()["code"]) == (status, code)
+
+
+def test_before_the_service_is_up_hot_reads_say_starting(edge):
+    routes.use_service(None)
+    for path in ("/api/seats", "/api/queue?ticket=x"):
+        answer = edge.request("GET", path, headers={"Authorization": "Bearer x"})
+        assert (answer.status_code, answer.json()["code"], answer.headers["retry-after"]) == (503, "starting", "1")
+    assert edge.request("GET", "/static-ceiling").json() == {"ok": True}
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(edge):
+    answer = edge.request("POST", "/api/holds", content=b"x" * (BODY_BYTES_MAX + 1), headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()["code"]) == (413, "body_too_large")
+
+
+def test_hot_reads_are_counted_under_their_route(edge):
+    edge.request("GET", "/api/seats")
+    edge.request("GET", "/api/queue")
+    edge.request("GET", "/static-ceiling")
+    counted = {key: count for key, count in edge.metrics._requests.items()}
+    assert counted == {("/api/seats", "GET", 200): 1, ("/api/queue", "GET", 401): 1, ("/static-ceiling", "GET", 200): 1}
+
+
+def test_the_schema_still_describes_the_hot_reads(edge):
+    paths = edge.request("GET", "/openapi.json").json()["paths"]
+    poll = {p["name"]: p for p in paths["/api/queue"]["get"]["parameters"]}
+    assert poll["ticket"]["required"] is True and "if-none-match" in {
+        p["name"] for p in paths["/api/seats"]["get"]["parameters"]}
+    assert json.dumps(paths["/api/queue"]["get"]["responses"]["200"]).count("QueueOut") == 1
