@@ -55,6 +55,7 @@ class SeatBlockActor:
         self._journal = Journal(self._commit)
         self._started: asyncio.Task | None = None
         self._expiry: asyncio.Task | None = None
+        self._changed = asyncio.Event()
         self._version = time.time_ns()  # grows across restarts, so a reader never mistakes a new incarnation for an old one
 
     async def _ready(self) -> None:
@@ -69,7 +70,7 @@ class SeatBlockActor:
         if expired:
             log.info("%s: %d holds expired while the block was down", self._block.block.name, len(expired))
             await self._journal.write(expired)
-        self._version += 1
+        self._bump_version()
         self._expiry = asyncio.create_task(self._expire_forever())
 
     async def _commit(self, changes) -> set[str]:
@@ -125,12 +126,27 @@ class SeatBlockActor:
         await self._recall([booking_id])
         return self._block.booking(booking_id)
 
-    async def status(self, known_version: int = -1) -> BlockStatus | None:
-        """The block's seats as bytes, or ``None`` when nothing changed since ``known_version``."""
+    async def status(self, known_version: int = -1, wait_seconds: float = 0.0) -> BlockStatus | None:
+        """The block's seats as bytes, or ``None`` when nothing changed since ``known_version``.
+
+        With ``wait_seconds`` the answer waits for the next change, at most that long: readers
+        then cost the block a call per change (or per wait) instead of one per refresh tick.
+        """
         await self._ready()
+        if known_version == self._version and wait_seconds > 0:
+            try:
+                await asyncio.wait_for(self._changed.wait(), wait_seconds)
+            except asyncio.TimeoutError:
+                pass
         if known_version == self._version:
             return None
         return BlockStatus(self._block.block.first_seat_id, self._version, self._block.status())
+
+    def _bump_version(self) -> None:
+        """Every change of any seat's state goes through here, and wakes the waiting readers."""
+        self._version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def stats(self) -> dict:
         await self._ready()
@@ -176,7 +192,7 @@ class SeatBlockActor:
         changes = [r for r in results if isinstance(r, BookingChange)]
         if not changes:
             return list(results)
-        self._version += 1
+        self._bump_version()
         try:
             outcome = await asyncio.wait_for(self._journal.write(changes), ACK_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
@@ -196,7 +212,7 @@ class SeatBlockActor:
                     result = result.booking
             answers.append(result)
         if outcome.failed or outcome.refused:
-            self._version += 1  # readers must see the undone claims too
+            self._bump_version()  # readers must see the undone claims too
         return answers
 
     async def _refuse_hold(self, change: BookingChange) -> BookingError:
@@ -218,7 +234,7 @@ class SeatBlockActor:
             try:
                 expired = self._block.expire_due(time.time())
                 if expired:
-                    self._version += 1
+                    self._bump_version()
                     await self._journal.write(expired)
             except Exception:
                 log.exception("%s: expiring holds failed; trying again next tick", self._block.block.name)

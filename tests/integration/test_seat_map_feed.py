@@ -1,0 +1,80 @@
+"""The seat map follows the blocks by long poll: a block answers a reader at its next change."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import ray
+
+from actors.seat_block import HoldRequest, start_block
+from api.seatmap import SeatMap
+from domain.booking import Booking, new_booking_id
+from domain.venue import Venue
+from persistence import open_store
+from tests.integration.conftest import insert_members
+
+pytestmark = pytest.mark.mysql
+
+VENUE = Venue.grid(sections=2, rows=2, cols=10, block_rows=2)  # two blocks of 20 seats
+WAITS_LONGER_THAN_ANY_TEST = 60.0
+
+
+async def prepare(url: str) -> None:
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+def blocks(make_mysql_database, ray_instance):
+    url = make_mysql_database()
+    asyncio.run(prepare(url))
+    members = insert_members(url, 10)
+    return [start_block(block, 300, 4, url) for block in VENUE.blocks()], members
+
+
+def hold(actor, member: int, seat: int) -> Booking:
+    [answer] = ray.get(actor.hold_many.remote([HoldRequest(new_booking_id(), member, (seat,))]))
+    assert isinstance(answer, Booking)
+    return answer
+
+
+def test_an_unchanged_block_answers_nothing_when_the_wait_is_over(blocks):
+    [actor, _], _ = blocks
+    version = ray.get(actor.status.remote()).version
+    assert ray.get(actor.status.remote(version, 0.3), timeout=30) is None
+
+
+def test_a_waiting_reader_is_answered_at_the_next_change(blocks):
+    [actor, _], members = blocks
+    before = ray.get(actor.status.remote())
+    waiting = actor.status.remote(before.version, WAITS_LONGER_THAN_ANY_TEST)
+    time.sleep(0.2)
+    assert ray.wait([waiting], timeout=0)[0] == [], "nothing changed yet"
+    hold(actor, members[0], 3)
+    after = ray.get(waiting, timeout=WAITS_LONGER_THAN_ANY_TEST / 2)  # woken, not timed out
+    assert after.version > before.version and after.status[3:4] == b"H"
+
+
+def test_the_replica_map_shows_a_hold_without_being_asked(blocks):
+    actors, members = blocks
+
+    async def follow() -> bytes:
+        seat_map = SeatMap(VENUE, actors, interval_ms=50)
+        following = asyncio.create_task(seat_map.run_forever())
+        try:
+            await asyncio.wait_for(seat_map.fresh.wait(), 30)
+            etag = seat_map.etag
+            await asyncio.to_thread(hold, actors[1], members[1], VENUE.blocks()[1].first_seat_id + 7)
+            for _ in range(200):
+                if seat_map.etag != etag:
+                    break
+                await asyncio.sleep(0.05)
+            return seat_map.status()
+        finally:
+            following.cancel()
+
+    status = asyncio.run(follow())
+    assert status[20 + 7 : 20 + 8] == b"H"
