@@ -190,11 +190,23 @@ async def seat_map_answer(if_none_match: str | None, accept_encoding: str | None
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
+    """RFC 9110: gzip is acceptable unless its weight is 0; ``*`` stands for codings not named."""
+    weights = {}
     for coding in (accept_encoding or "").lower().split(","):
         name, _, params = coding.partition(";")
-        if name.strip() in ("gzip", "*"):
-            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
+        weights[name.strip()] = _weight(params)
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
+
+
+def _weight(params: str) -> float:
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
 
 
 # ---- holds, bookings, payments

@@ -61,7 +61,8 @@ def edge():
 
 @pytest.mark.parametrize("header, expected", [
     (None, False), ("identity", False), ("gzip", True), ("gzip, deflate, br", True), ("GZIP;q=0.5", True),
-    ("br;q=1, gzip;q=0", False), ("*", True), ("gzip; q=0.000", False),
+    ("br;q=1, gzip;q=0", False), ("*", True), ("gzip; q=0.000", False), ("*, gzip;q=0", False),
+    ("*;q=0", False), ("identity, *;q=0.1", True), ("gzip;q=nonsense", False),
 ])
 def test_gzip_is_sent_only_to_clients_that_take_it(header, expected):
     assert accepts_gzip(header) is expected
