@@ -223,7 +223,11 @@ class BookingService:
                 return booking
             return await block.fail_payment.remote(payment.booking_id, detail)
         except BookingNotHeld:
+            # a repeated delivery, or Ray retrying the call after a block restart whose first
+            # attempt had already decided it: the booking says what happened
             booking = await block.booking.remote(payment.booking_id)
+            if payment.status == "succeeded" and booking.status is BookingStatus.CONFIRMED:
+                await self.queue.complete.remote(payment.member_id)
             if first_delivery and payment.status == "failed":
                 await self.store.append_log([LogEvent(
                     time.time(), EventType.PAYMENT_FAILED.value, booking.booking_id, booking.member_id, booking.seat_ids,
