@@ -4,10 +4,10 @@ Session tokens and tickets are minted with the service's own secret (the benchma
 service and knows it), so 200,000 distinct members can join without 200,000 argon2 sign-ups.
 Joins go to the queue actor in batches; polls must never reach it, so they should run at
 about the speed of the constant route (target ≥ 90%), which is measured again just before
-and after the polls, under the same background (the queue admitting and saving). The queue's gauges are sampled from
-``/metrics`` throughout: joins/s is everyone-in-line over the time it took, and the admission
-rate is measured over the intervals in which people were still waiting, which gives the time
-to admit everybody.
+and after the polls, under the same background (the queue admitting and saving). The
+queue's gauges are sampled from ``/metrics`` throughout: joins/s is everyone-in-line over
+the time it took, and the admission rate is measured over the intervals in which people
+were still waiting, which gives the time to admit everybody.
 
     python -m loadtest.bench_queue [--people 200000] [--admit-per-second 200] [--replicas 2]
 """
