@@ -174,7 +174,7 @@ async def seats(if_none_match: Annotated[str | None, Header()] = None,
     return await seat_map_answer(if_none_match, accept_encoding)
 
 
-async def seat_map_answer(if_none_match: str | None, accept_encoding: str | None = None) -> Response:
+async def seat_map_answer(if_none_match: str | None, accept_encoding: str | None) -> Response:
     """The replica's current map, gzip-compressed when the client takes it (the weak ETag of
     that variant matches the same version, as If-None-Match compares weakly)."""
     seat_map = (await service()).seat_map

@@ -216,24 +216,21 @@ class BookingService:
         block = self.blocks[view.block_index]
         detail = {"payment_id": payment.payment_id, "provider": provider_name}
         try:
-            if payment.status == "succeeded":
-                booking = await block.confirm.remote(payment.booking_id, detail)
-                if booking.status is BookingStatus.CONFIRMED:
-                    await self.queue.complete.remote(payment.member_id)
-                return booking
-            return await block.fail_payment.remote(payment.booking_id, detail)
+            if payment.status != "succeeded":
+                return await block.fail_payment.remote(payment.booking_id, detail)
+            booking = await block.confirm.remote(payment.booking_id, detail)
         except BookingNotHeld:
             # a repeated delivery, or Ray retrying the call after a block restart whose first
             # attempt had already decided it: the booking says what happened
             booking = await block.booking.remote(payment.booking_id)
-            if payment.status == "succeeded" and booking.status is BookingStatus.CONFIRMED:
-                await self.queue.complete.remote(payment.member_id)
             if first_delivery and payment.status == "failed":
                 await self.store.append_log([LogEvent(
                     time.time(), EventType.PAYMENT_FAILED.value, booking.booking_id, booking.member_id, booking.seat_ids,
                     {**detail, "booking_status": booking.status.value},
                 )])
-            return booking
+        if payment.status == "succeeded" and booking.status is BookingStatus.CONFIRMED:
+            await self.queue.complete.remote(payment.member_id)
+        return booking
 
     async def payment_of(self, provider_name: str, payment_id: str) -> Payment:
         payment = await self.store.payment(payment_id) if len(payment_id) <= 32 else None

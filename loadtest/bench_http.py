@@ -25,7 +25,6 @@ from loadtest import wrk
 
 CONTENDERS_PER_SEAT = 13
 BUYERS = 64
-WARM_UP_SECONDS = 3
 # sizes the hall for the hold run so that it sees about 13 attempts per seat
 HOLDS_PER_STATIC_GUESS = 0.3
 # what Chromium and Firefox send: the seat map comes gzip-compressed, as to every real client
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.sqlite:
             bench_db.__exit__(None, None, None)
     print(f"\nthrough {service.url} ({'SQLite' if args.sqlite else 'MariaDB'}), {args.replicas} ingress replica(s), "
-          f"{args.connections} connections, {args.seconds} s each after a {WARM_UP_SECONDS} s warm-up")
+          f"{args.connections} connections, {args.seconds} s each after a {wrk.WARM_UP_SECONDS} s warm-up")
     for static in results["statics"]:
         print(static.line())
     print("each route, as a share of the mean of the static runs just before and after it:")
@@ -130,8 +129,7 @@ def measure(base_url: str, args) -> dict:
     end: on a shared machine the ceiling drifts by tens of percent within a minute, so each
     ratio divides by the mean of the static runs just before and just after its route."""
     seconds, connections = args.seconds, args.connections
-    # HAProxy opens its connections to the replicas on first use: not part of any figure
-    wrk.run("warm-up", f"{base_url}/static-ceiling", WARM_UP_SECONDS, connections)
+    wrk.warm_up(base_url, connections)
     statics = [wrk.run("static route (ceiling)", f"{base_url}/static-ceiling", seconds, connections)]
     results: dict = {}
 

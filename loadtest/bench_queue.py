@@ -46,7 +46,6 @@ on_response = function(status)
 end
 """
 
-WARM_UP_SECONDS = 3
 JOIN_SECONDS_MAX = 1800
 
 POLL_LUA = r"""
@@ -129,7 +128,7 @@ def run(service, args, folder: Path) -> None:
     people.write_text("\n".join(sessions) + "\n")
     threads = 2
 
-    wrk.run("warm-up", f"{service.url}/static-ceiling", WARM_UP_SECONDS, args.connections)
+    wrk.warm_up(service.url, args.connections)
     statics = [wrk.run("static route (ceiling), before the joins", f"{service.url}/static-ceiling", args.seconds, args.connections)]
     join_script = (
         wrk.lua_string_list("people", people) + f"THREADS = {threads}\nPER_THREAD = {args.people // threads}\n"

@@ -101,6 +101,14 @@ def run(name: str, url: str, seconds: int = 10, connections: int = 256, threads:
     return Result(name=name, **figures)
 
 
+WARM_UP_SECONDS = 3
+
+
+def warm_up(base_url: str, connections: int) -> None:
+    """HAProxy opens its connections to the replicas on first use: not part of any figure."""
+    run("warm-up", f"{base_url}/static-ceiling", WARM_UP_SECONDS, connections)
+
+
 def lua_string_list(name: str, path: Path) -> str:
     """Lua that loads one string per line of ``path`` into the global table ``name``."""
     return f"""
