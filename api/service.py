@@ -215,6 +215,8 @@ class BookingService:
         payment = await self.store.payment(payment.payment_id)  # the first verdict wins
         block = self.blocks[view.block_index]
         detail = {"payment_id": payment.payment_id, "provider": provider_name}
+        if payment.status == "refunded":  # the booking was already paid by another payment
+            return await block.booking.remote(payment.booking_id)
         try:
             if payment.status != "succeeded":
                 return await block.fail_payment.remote(payment.booking_id, detail)

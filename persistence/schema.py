@@ -87,6 +87,12 @@ MIGRATIONS: list[list[str]] = [
             updated_at DOUBLE NOT NULL
         ){TABLE}""",
     ],
+    [
+        # the booking a successful payment paid for: unique, so a booking is paid at most once
+        # even when two payments for it both succeed (the second is refunded)
+        "ALTER TABLE payments ADD COLUMN settles_booking VARCHAR(32)",
+        "CREATE UNIQUE INDEX payments_one_success ON payments (settles_booking)",
+    ],
 ]
 
 DIALECTS = {

@@ -229,7 +229,8 @@ class SqlStore(ABC):
         return await self._payment("payment_id = ?", payment_id)
 
     async def latest_payment(self, booking_id: str) -> Payment | None:
-        return await self._payment("booking_id = ? ORDER BY created_at DESC", booking_id)
+        """The payment that paid for the booking, or else the newest one started for it."""
+        return await self._payment("booking_id = ? ORDER BY settles_booking IS NULL, created_at DESC", booking_id)
 
     async def _payment(self, where: str, value) -> Payment | None:
         async with self.transaction() as tx:
@@ -246,7 +247,8 @@ class SqlStore(ABC):
         """Store a provider's verdict once; the first verdict settles the payment.
 
         Returns False if this event was already received. A failure is logged by the seat
-        block that releases the seats, so only a success is logged here.
+        block that releases the seats, so only a success is logged here. A booking is paid
+        at most once: a success for a booking another payment already paid is refunded.
         """
         async with self.transaction() as tx:
             try:
@@ -256,14 +258,33 @@ class SqlStore(ABC):
                 )
             except Conflict:
                 return False
-            settled = await tx.execute(
-                "UPDATE payments SET status = ?, updated_at = ? WHERE payment_id = ? AND status = 'pending'",
-                (status, now, payment.payment_id),
-            )
-            if settled and status == "succeeded":
-                await self._append_log(tx, [LogEvent(
-                    now, EventType.PAYMENT_SUCCEEDED.value, payment.booking_id, payment.member_id, tuple(seat_ids), detail
-                )])
+            if status != "succeeded":
+                await tx.execute(
+                    "UPDATE payments SET status = ?, updated_at = ? WHERE payment_id = ? AND status = 'pending'",
+                    (status, now, payment.payment_id),
+                )
+                return True
+            try:
+                settled = await tx.execute(
+                    "UPDATE payments SET status = 'succeeded', settles_booking = booking_id, updated_at = ? "
+                    "WHERE payment_id = ? AND status = 'pending'",
+                    (now, payment.payment_id),
+                )
+                paid_by = None
+            except Conflict:
+                settled = await tx.execute(
+                    "UPDATE payments SET status = 'refunded', updated_at = ? WHERE payment_id = ? AND status = 'pending'",
+                    (now, payment.payment_id),
+                )
+                paid_by = (await tx.fetchone("SELECT payment_id FROM payments WHERE settles_booking = ?", (payment.booking_id,)))[0]
+            if settled:
+                events = [LogEvent(now, EventType.PAYMENT_SUCCEEDED.value, payment.booking_id, payment.member_id, tuple(seat_ids), detail)]
+                if paid_by is not None:
+                    events.append(LogEvent(
+                        now, EventType.PAYMENT_REFUNDED.value, payment.booking_id, payment.member_id, tuple(seat_ids),
+                        {**detail, "refunded_from": "already_paid", "paid_by": paid_by},
+                    ))
+                await self._append_log(tx, events)
         return True
 
     # ---- the booking log

@@ -346,6 +346,25 @@ def test_a_replayed_callback_changes_nothing_the_second_time(service, pending, b
     assert events_of(boss, booking_id=booking_id) == log_after_first
 
 
+def test_a_second_successful_payment_for_a_paid_booking_is_refunded(service, pending, boss):
+    buyer, booking_id, first, seat = pending
+    second = buyer.pay(booking_id, provider="fakecard")  # the buyer tries another provider too
+    assert second.status_code == 201, second.text
+    assert buyer.checkout(first, "success").json() == {"delivered": True, "status": "succeeded"}
+    assert buyer.checkout(second.json(), "success").json() == {"delivered": True, "status": "succeeded"}
+
+    booking = buyer.booking(booking_id)
+    assert booking["status"] == "confirmed", booking
+    assert booking["payment"]["payment_id"] == first["payment_id"] and booking["payment"]["status"] == "succeeded"
+    wait_for_seats(buyer.http, {seat: "S"})
+    events = events_of(boss, booking_id=booking_id)
+    types = [e["type"] for e in events]
+    assert types.count("booking_confirmed") == 1 and types.count("payment_succeeded") == 2, types
+    [refund] = [e for e in events if e["type"] == "payment_refunded"]
+    assert refund["detail"]["payment_id"] == second.json()["payment_id"], refund
+    assert refund["detail"]["paid_by"] == first["payment_id"] and refund["detail"]["refunded_from"] == "already_paid"
+
+
 def _untrusted_callbacks(service, payment: dict, booking_id: str) -> dict[str, tuple[str, bytes, dict, int, str | None]]:
     """name → (provider path, body, headers, expected status, expected code)."""
     real = signed_callback(service, "mockpay", payment, booking_id)

@@ -143,6 +143,20 @@ async def test_payments_and_callbacks_are_recorded_once(store):
     assert [e.type for e in await store.query_log(LogQuery())] == ["payment_succeeded", "payment_started"]
 
 
+async def test_a_booking_is_paid_at_most_once(store):
+    [alice] = await members(store, 1)
+    first = Payment("p2", "b2", alice, "mockpay", 110000, "pending", 100.0, 100.0)
+    second = Payment("p3", "b2", alice, "fakecard", 110000, "pending", 100.5, 100.5)
+    for payment in (first, second):
+        await store.create_payment(payment, [2])
+    assert await store.record_payment_result("evt-2", first, "succeeded", 101.0, {"payment_id": "p2"}) is True
+    assert await store.record_payment_result("evt-3", second, "succeeded", 102.0, {"payment_id": "p3"}) is True
+    assert [(await store.payment(p)).status for p in ("p2", "p3")] == ["succeeded", "refunded"]
+    assert (await store.latest_payment("b2")).payment_id == "p2", "the booking shows the payment that paid for it"
+    [refund] = await store.query_log(LogQuery(type="payment_refunded"))
+    assert refund.detail == {"payment_id": "p3", "refunded_from": "already_paid", "paid_by": "p2"}
+
+
 async def test_idempotency_keys(store):
     [alice] = await members(store, 1)
     first, twin = IdempotencyClaim(alice, "k1", "hash-a", "c1"), IdempotencyClaim(alice, "k1", "hash-a", "c2")
