@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.requests import Request
 
 from api import errors, routes
 from api.metrics import Metrics
@@ -24,11 +24,27 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 BODY_BYTES_MAX = 16 * 1024
 
 HOT_READS = {
-    "/api/seats": lambda request: routes.seat_map_answer(request.headers.get("if-none-match"),
-                                                         request.headers.get("accept-encoding")),
-    "/api/queue": lambda request: routes.queue_answer(request.headers.get("authorization"), request.query_params.get("ticket")),
-    "/static-ceiling": lambda request: routes.constant_answer(),
+    "/api/seats": lambda scope: routes.seat_map_answer(header(scope, b"if-none-match"), header(scope, b"accept-encoding")),
+    "/api/queue": lambda scope: routes.queue_answer(header(scope, b"authorization"), query_parameter(scope, "ticket")),
+    "/static-ceiling": lambda scope: routes.constant_answer(),
 }
+
+
+def header(scope, name: bytes) -> str | None:
+    """The request header ``name`` (lower case), read from the scope as Starlette would."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def query_parameter(scope, name: str) -> str | None:
+    """The last value of ``name`` in the query string, as Starlette's ``QueryParams`` gives it."""
+    found = None
+    for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+        if key == name:
+            found = value
+    return found
 
 
 class HotReads:
@@ -45,7 +61,7 @@ class HotReads:
             return await self.app(scope, receive, send)
         scope["route"] = self.routes[scope["path"]]
         try:
-            response = await answer(Request(scope, receive))
+            response = await answer(scope)
         except Exception as error:
             response = errors.answer_for(error, "GET", scope["path"])
         await response(scope, receive, send)

@@ -3,8 +3,10 @@
 Session tokens and tickets are minted with the service's own secret (the benchmark starts the
 service and knows it), so 200,000 distinct members can join without 200,000 argon2 sign-ups.
 Joins go to the queue actor in batches; polls must never reach it, so they should run at
-about the speed of the constant route (target ≥ 90%), which is measured again just before
-and after the polls, under the same background (the queue admitting and saving). The
+about the speed of the constant route (target ≥ 90%). The two are measured in turns, under
+the same background (the queue admitting and saving), and compared by their medians; the
+constant route is also sent the polls' very requests (same Lua script, headers and query),
+which shows what the polls cost the service beyond what the client and the proxy pay. The
 queue's gauges are sampled from ``/metrics`` throughout: joins/s is everyone-in-line over
 the time it took, and the admission rate is measured over the intervals in which people
 were still waiting, which gives the time to admit everybody.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import tempfile
 import threading
 import time
@@ -54,7 +57,7 @@ request = function()
   index = index + 1
   if index > #people then index = 1 end
   local token, ticket = people[index]:match("([^ ]+) ([^ ]+)")
-  return wrk.format("GET", "/api/queue?ticket=" .. ticket, {["Authorization"] = "Bearer " .. token})
+  return wrk.format("GET", PATH .. "?ticket=" .. ticket, {["Authorization"] = "Bearer " .. token})
 end
 """
 
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admit-per-second", type=float, default=Settings.model_fields["queue_admit_per_second"].default,
                         help="ENCORE_QUEUE_ADMIT_PER_SECOND (default: the service's own default)")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of static / poll / static with the polls' requests")
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--replicas", type=int, default=2, help="ingress replicas (ENCORE_INGRESS_REPLICAS)")
     args = parser.parse_args(argv)
@@ -129,7 +133,7 @@ def run(service, args, folder: Path) -> None:
     threads = 2
 
     wrk.warm_up(service.url, args.connections)
-    statics = [wrk.run("static route (ceiling), before the joins", f"{service.url}/static-ceiling", args.seconds, args.connections)]
+    quiet = wrk.run("static route, before the joins", f"{service.url}/static-ceiling", args.seconds, args.connections)
     join_script = (
         wrk.lua_string_list("people", people) + f"THREADS = {threads}\nPER_THREAD = {args.people // threads}\n"
         + JOIN_LUA
@@ -143,25 +147,31 @@ def run(service, args, folder: Path) -> None:
         polls_file.write_text(
             "\n".join(f"{s} {tokens.ticket(m, m, 0, 3600)}" for m, s in zip(members, sessions)) + "\n"
         )
-        # the ceiling again just before and after the polls: the queue actor is admitting and
-        # saving meanwhile, and the polls are compared with the front under that same load
-        statics.append(wrk.run("static route (ceiling), before the polls", f"{service.url}/static-ceiling",
-                               args.seconds, args.connections))
-        polls = wrk.run("GET /api/queue (poll)", f"{service.url}/api/queue", args.seconds, args.connections,
-                        script=wrk.lua_string_list("people", polls_file) + POLL_LUA)
-        statics.append(wrk.run("static route (ceiling), after the polls", f"{service.url}/static-ceiling",
-                               args.seconds, args.connections))
+        # the ceiling, the polls and the polls' very requests sent to the ceiling, in turns: the
+        # queue actor is admitting and saving meanwhile and the machine is shared, so each
+        # figure is the median of its rounds, measured under the same background
+        poll_script = wrk.lua_string_list("people", polls_file) + POLL_LUA
+        rounds = {"static": [], "poll": [], "shaped": []}
+        for round_number in range(1, args.rounds + 1):
+            rounds["static"].append(wrk.run(f"static route (ceiling) #{round_number}", f"{service.url}/static-ceiling",
+                                            args.seconds, args.connections))
+            rounds["poll"].append(wrk.run(f"GET /api/queue (poll) #{round_number}", f"{service.url}/api/queue",
+                                          args.seconds, args.connections, script=f'PATH = "/api/queue"\n{poll_script}'))
+            rounds["shaped"].append(wrk.run(f"static, poll requests #{round_number}", f"{service.url}/static-ceiling",
+                                            args.seconds, args.connections, script=f'PATH = "/static-ceiling"\n{poll_script}'))
     admitted_per_second, window = admission_rate(watch.samples)
 
     print(f"\n{args.people:,} people through {service.url}, {args.replicas} ingress replica(s), {args.connections} connections")
-    for static in statics:
-        print(static.line())
+    print(quiet.line())
     print(joins.line())
-    print(polls.line())
-    ceiling = (statics[1].per_second + statics[2].per_second) / 2
+    for results in zip(*rounds.values()):
+        for result in results:
+            print(result.line())
+    static, poll, shaped = (median_per_second(results) for results in rounds.values())
     print(f"\njoins: all {args.people:,} in line after {joined_seconds:,.1f} s = {args.people / joined_seconds:,.0f} joins/s")
-    print(f"polls: {polls.per_second / ceiling:.1%} of the static route run just before and after them "
-          f"(target ≥ 90%); {polls.per_second / statics[0].per_second:.1%} of the quiet front before the joins")
+    print(f"polls: median {poll:,.0f} req/s = {poll / static:.1%} of the static route's median {static:,.0f} over the "
+          f"same {args.rounds} rounds (target ≥ 90%); {poll / shaped:.1%} of the static route sent the polls' very "
+          f"requests ({shaped:,.0f}); {poll / quiet.per_second:.1%} of the quiet front before the joins")
     if admitted_per_second is None:
         print("admission: nobody was left waiting in any sample (admission kept pace with the joins)")
     else:
@@ -169,6 +179,10 @@ def run(service, args, folder: Path) -> None:
               f"(configured {args.admit_per_second:,.0f}/s); admitting all {args.people:,} takes "
               f"{args.people / args.admit_per_second:,.0f} s at the configured rate, "
               f"{args.people / max(admitted_per_second, 1e-9):,.0f} s at the measured one")
+
+
+def median_per_second(results: list[wrk.Result]) -> float:
+    return statistics.median(result.per_second for result in results)
 
 
 def admission_rate(samples: list[tuple[float, dict[str, float]]]) -> tuple[float | None, float]:
