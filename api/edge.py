@@ -1,9 +1,10 @@
-"""The replica's ASGI edge: what every request passes before FastAPI, and the reads that skip it.
+"""The replica's ASGI edge: what every request passes before FastAPI, and the routes that skip it.
 
 On this hot path FastAPI's routing, dependency solving and response validation cost more
-than answering the seat map or a queue poll (../shared/DESIGN.md: principle 1). Those reads
-arrive by the hundred thousand, so ``HotReads`` answers them with the very functions their
-routes call, and FastAPI still declares them for ``/openapi.json`` and serves everything else.
+than answering the seat map, a queue poll or a refused hold (../shared/DESIGN.md: principle
+1). Those arrive by the hundred thousand, so ``HotRoutes`` answers them with the very
+functions their routes call, and FastAPI still declares them for ``/openapi.json`` and serves
+everything else.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from api.metrics import Metrics
 WEB = Path(__file__).resolve().parent.parent / "web"
 BODY_BYTES_MAX = 16 * 1024
 
-HOT_READS = {
-    "/api/seats": lambda scope: routes.seat_map_answer(header(scope, b"if-none-match"), header(scope, b"accept-encoding")),
-    "/api/queue": lambda scope: routes.queue_answer(header(scope, b"authorization"), query_parameter(scope, "ticket")),
-    "/static-ceiling": lambda scope: routes.constant_answer(),
+HOT_ROUTES = {
+    ("GET", "/api/seats"): lambda scope, body: routes.seat_map_answer(
+        header(scope, b"if-none-match"), header(scope, b"accept-encoding")),
+    ("GET", "/api/queue"): lambda scope, body: routes.queue_answer(
+        header(scope, b"authorization"), query_parameter(scope, "ticket")),
+    ("POST", "/api/holds"): lambda scope, body: routes.hold_answer(
+        header(scope, b"authorization"), header(scope, b"x-admission-token"), header(scope, b"idempotency-key"),
+        header(scope, b"content-type"), body),
+    ("GET", "/static-ceiling"): lambda scope, body: routes.constant_answer(),
 }
 
 
@@ -47,23 +53,52 @@ def query_parameter(scope, name: str) -> str | None:
     return found
 
 
-class HotReads:
-    """``GET`` on a path of ``HOT_READS``: answered here, errors as the same problem bodies."""
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive) -> bytes:
+    """The whole request body, refused past ``BODY_BYTES_MAX`` even when no length was announced."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > BODY_BYTES_MAX:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def too_large():
+    return errors.problem(413, "body_too_large", f"request bodies are at most {BODY_BYTES_MAX} bytes")
+
+
+class HotRoutes:
+    """A method and path of ``HOT_ROUTES``: answered here, errors as the same problem bodies."""
 
     def __init__(self, app: FastAPI):
         self.app = app
         # what Starlette's router would have put in ``scope["route"]``, for the per-route metrics
-        self.routes = {path: SimpleNamespace(path=path) for path in HOT_READS}
+        self.routes = {key: SimpleNamespace(path=key[1]) for key in HOT_ROUTES}
 
     async def __call__(self, scope, receive, send):
-        answer = HOT_READS.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
+        key = (scope["method"], scope["path"]) if scope["type"] == "http" else None
+        answer = HOT_ROUTES.get(key)
         if answer is None:
             return await self.app(scope, receive, send)
-        scope["route"] = self.routes[scope["path"]]
+        scope["route"] = self.routes[key]
         try:
-            response = await answer(scope)
+            body = await read_body(receive) if key[0] == "POST" else b""
+            response = await answer(scope, body)
+        except BodyTooLarge:
+            response = too_large()
         except Exception as error:
-            response = errors.answer_for(error, "GET", scope["path"])
+            response = errors.answer_for(error, *key)
         await response(scope, receive, send)
 
 
@@ -74,7 +109,7 @@ class BoundAndMeasured:
     per request, which on this hot path is a large share of a trivial request's time.
     """
 
-    def __init__(self, app: HotReads, metrics: Metrics):
+    def __init__(self, app: HotRoutes, metrics: Metrics):
         self.app = app
         self.metrics = metrics
 
@@ -83,8 +118,7 @@ class BoundAndMeasured:
             return await self.app(scope, receive, send)
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > BODY_BYTES_MAX):
-                response = errors.problem(413, "body_too_large", f"request bodies are at most {BODY_BYTES_MAX} bytes")
-                return await response(scope, receive, send)
+                return await too_large()(scope, receive, send)
         routes.start_background()
         started = time.perf_counter()
         status = 500
@@ -104,7 +138,7 @@ class BoundAndMeasured:
 
 def create_app() -> BoundAndMeasured:
     """FastAPI with every route, wrapped by the edge: the outermost ASGI app Serve runs, so the
-    hot reads skip FastAPI's own middleware stack as well as its routing."""
+    hot routes skip FastAPI's own middleware stack as well as its routing."""
     app = FastAPI(title="Encore", version="0.2.0", description="Concert ticket booking: queue, seat map, holds, payments.")
     errors.install(app)
     app.include_router(routes.router)
@@ -117,4 +151,4 @@ def create_app() -> BoundAndMeasured:
         async def page():
             return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
 
-    return BoundAndMeasured(HotReads(app), app.state.metrics)
+    return BoundAndMeasured(HotRoutes(app), app.state.metrics)

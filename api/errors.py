@@ -51,6 +51,12 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
 
 
+def invalid_request(errors: list[dict]) -> ApiError:
+    """422 ``validation_error`` listing what is wrong (``loc``, ``msg``), FastAPI's or ours."""
+    details = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in errors[:20]]
+    return ApiError(422, "validation_error", "the request is not valid", errors=details)
+
+
 def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None, /, **extra) -> JSONResponse:
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
 
@@ -81,10 +87,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError):
-        details = [
-            {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in error.errors()[:20]
-        ]
-        return problem(422, "validation_error", "the request is not valid", errors=details)
+        return answer_for(invalid_request(list(error.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException):

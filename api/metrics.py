@@ -47,6 +47,8 @@ class Metrics:
         lines.append("# TYPE encore_seats gauge")
         for state, name in ((ord("A"), "available"), (ord("H"), "held"), (ord("S"), "sold")):
             lines.append(f'encore_seats{{state="{name}"}} {status.count(state)}')
+        lines.append("# TYPE encore_holds_refused_by_map_total counter")
+        lines.append(f"encore_holds_refused_by_map_total {service.holds_refused_by_map}")
         lines.append("# TYPE encore_bookings gauge")
         for status, count in sorted(bookings_by_status.items()):
             lines.append(f'encore_bookings{{status="{status}"}} {count}')

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 
+from domain.seat_block import AVAILABLE
 from domain.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class SeatMap:
 
     def status(self) -> bytes:
         return bytes(self._status)
+
+    def taken(self, seat_ids) -> list[int]:
+        """The seats among ``seat_ids`` that this map shows held or sold."""
+        return [seat for seat in seat_ids if self._status[seat] != AVAILABLE]
 
     def _take(self, index: int, answer) -> None:
         if isinstance(answer, BaseException):

@@ -27,7 +27,7 @@ from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.seatmap import SeatMap
 from domain.booking import Booking, BookingStatus, EventType, new_booking_id
-from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks
+from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks, SeatUnavailable
 from encore.settings import Settings
 from payments import CallbackPayload, complete_checkout, providers_from_settings
 from persistence import open_store
@@ -59,6 +59,7 @@ class BookingService:
         self.queue_view = QueueView(self.queue, settings)
         self.seat_map = SeatMap(self.venue, self.blocks, settings.snapshot_interval_ms)
         self.holds = Batcher(self._hold_batch, settings.hold_batch_max)
+        self.holds_refused_by_map = 0
         self.providers = providers_from_settings(
             settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
         )
@@ -145,8 +146,17 @@ class BookingService:
         blocks = {self.venue.block_index_of(s) for s in seats}
         if len(blocks) > 1:
             raise SeatsSpanBlocks("the seats of one booking must lie in one section", seats=seats)
+        block_index = blocks.pop()
+        if self.holds.busy(block_index):
+            # under contention, a seat the map shows taken is refused here: at worst the map is
+            # one refresh behind, and a seat released that recently goes to whoever asks once
+            # the maps show it free. A quiet block always decides itself.
+            taken = self.seat_map.taken(seats)
+            if taken:
+                self.holds_refused_by_map += 1
+                raise SeatUnavailable.of(taken)
         request = HoldRequest(new_booking_id(), member_id, tuple(seats))
-        result = await self.holds.submit(blocks.pop(), request)
+        result = await self.holds.submit(block_index, request)
         if isinstance(result, BookingError):
             raise result
         return result

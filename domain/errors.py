@@ -43,6 +43,10 @@ class TooManySeats(BookingError):
 class SeatUnavailable(BookingError):
     code = "seat_unavailable"
 
+    @classmethod
+    def of(cls, taken: list[int]) -> "SeatUnavailable":
+        return cls("some seats are no longer available", seats=taken)
+
 
 class BookingNotFound(BookingError):
     code = "booking_not_found"

@@ -77,7 +77,7 @@ class SeatBlock:
             )
         taken = [s for s in seats if self._status[s - self.block.first_seat_id] != AVAILABLE]
         if taken:
-            raise SeatUnavailable("some seats are no longer available", seats=taken)
+            raise SeatUnavailable.of(taken)
         booking = Booking(booking_id, member_id, seats, BookingStatus.HELD, now, now + self.hold_seconds)
         return self._apply(BookingChange(EventType.HOLD_CREATED, booking, None, now))
 

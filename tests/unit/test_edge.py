@@ -1,14 +1,15 @@
-"""The replica's ASGI edge without Ray: the hot reads answer exactly as their routes would.
+"""The replica's ASGI edge without Ray: the hot routes answer exactly as their routes would.
 
-The seat map, queue polls and the static route skip FastAPI (``api.edge.HotReads``), so their
-headers, compression, 304s and error bodies are checked here, in-process, as well as over
-real HTTP in the end-to-end tests.
+The seat map, queue polls, holds and the static route skip FastAPI (``api.edge.HotRoutes``),
+so their headers, compression, 304s and error bodies are checked here, in-process, as well
+as over real HTTP in the end-to-end tests; a refused hold is compared with FastAPI's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from functools import partial
 from types import SimpleNamespace
 
@@ -18,7 +19,9 @@ import pytest
 from api import routes
 from api.auth import Tokens
 from api.edge import BODY_BYTES_MAX, create_app
+from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
+from api.ratelimit import RateLimiter
 from api.routes import accepts_gzip
 from api.seatmap import SeatMap
 from api.service import BookingService
@@ -30,13 +33,15 @@ UNCOMPRESSED = {"Accept-Encoding": "identity"}
 
 
 def fake_service() -> SimpleNamespace:
-    """What the hot reads touch of a ``BookingService``: a real seat map, queue view and tokens."""
+    """What the hot routes touch of a ``BookingService`` short of an actor or a store: a real
+    seat map, queue view, tokens, rate limiter and idempotency checks."""
     queue_view = QueueView(queue=None, settings=SETTINGS)
     queue_view.update({"head": 11, "checkpoints": [(11, 1e12)], "rate": 100.0, "drawing": 0, "opened": True,
                        "opens_at": None, "epoch": 0})
     service = SimpleNamespace(
         seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
         tokens=Tokens(SETTINGS.secret_key, 3600, 600), start_background=lambda: None,
+        rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
     )
     service._queue_answer = partial(BookingService._queue_answer, service)
     service.poll_queue = partial(BookingService.poll_queue, service)
@@ -49,13 +54,14 @@ def edge():
     service = fake_service()
     routes.use_service(service)
 
-    def request(method: str, path: str, **kwargs) -> httpx.Response:
+    def request(method: str, path: str, through=app, **kwargs) -> httpx.Response:
         async def go():
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as client:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=through), base_url="http://edge") as client:
                 return await client.request(method, path, **kwargs)
         return asyncio.run(go())
 
-    yield SimpleNamespace(request=request, service=service, metrics=app.metrics)
+    fastapi = app.app.app  # behind the edge: what FastAPI itself would answer
+    yield SimpleNamespace(request=request, service=service, metrics=app.metrics, fastapi=fastapi)
     routes.use_service(None)
 
 
@@ -133,7 +139,7 @@ def test_a_bad_poll_gets_a_problem_body(edge, case, status, code):
     assert (answer.status_code, answer.json()["code"]) == (status, code)
 
 
-def test_before_the_service_is_up_hot_reads_say_starting(edge):
+def test_before_the_service_is_up_hot_routes_say_starting(edge):
     routes.use_service(None)
     for path in ("/api/seats", "/api/queue?ticket=x"):
         answer = edge.request("GET", path, headers={"Authorization": "Bearer x"})
@@ -146,7 +152,64 @@ def test_oversized_bodies_are_refused_before_they_are_read(edge):
     assert (answer.status_code, answer.json()["code"]) == (413, "body_too_large")
 
 
-def test_hot_reads_are_counted_under_their_route(edge):
+HOLD_REFUSALS = {
+    # case: (headers beyond a good session, admission and key; body)
+    "no session": ({"Authorization": None}, b'{"seat_ids": [1]}'),
+    "a forged session": ({"Authorization": "Bearer abc.def"}, b'{"seat_ids": [1]}'),
+    "no admission": ({"X-Admission-Token": None}, b'{"seat_ids": [1]}'),
+    "someone else's admission": ({"X-Admission-Token": "of member 8"}, b'{"seat_ids": [1]}'),
+    "rate limited": ({"Authorization": "of member 9"}, b'{"seat_ids": [1]}'),
+    "invalid JSON": ({}, b'{"seat_ids": [1,'),
+    "not JSON at all": ({"Content-Type": "text/plain"}, b"seat_ids=1"),
+    "JSON said otherwise": ({"Content-Type": "application/x-www-form-urlencoded"}, b'{"seat_ids": [1]}'),
+    "no content type": ({"Content-Type": None}, b'{"seat_ids": "1"}'),
+    "JSON but not an object": ({}, b"[1, 2]"),
+    "no body": ({}, b""),
+    "an extra field": ({}, b'{"seat_ids": [1], "price": 0}'),
+    "a seat id is a word": ({}, b'{"seat_ids": ["one"]}'),
+    "too many seats for one request": ({}, json.dumps({"seat_ids": list(range(21))}).encode()),
+    "not UTF-8": ({}, b'{"seat_ids": [1]}\xff'),
+    "no idempotency key": ({"Idempotency-Key": None}, b'{"seat_ids": [1]}'),
+    "a key too long": ({"Idempotency-Key": "k" * 65}, b'{"seat_ids": [1]}'),
+}
+
+
+@pytest.mark.parametrize("case", HOLD_REFUSALS)
+def test_a_refused_hold_gets_what_fastapi_would_answer(edge, case):
+    tokens = edge.service.tokens
+    if case == "rate limited":
+        edge.service.rate_limiter = RateLimiter(6)  # one write, then 429
+        edge.service.rate_limiter.check(9, time.time())
+    extra, body = HOLD_REFUSALS[case]
+    named = {"of member 8": tokens.admission(8, 1, 0, time.time() + 60),
+             "of member 9": f"Bearer {tokens.session(9, 'user')}"}
+    headers = {"Authorization": f"Bearer {tokens.session(7, 'user')}", "X-Admission-Token": tokens.admission(7, 1, 0, time.time() + 60),
+               "Idempotency-Key": "k1", "Content-Type": "application/json"}
+    headers |= {name: named.get(value, value) for name, value in extra.items()}
+    headers = {name: value for name, value in headers.items() if value is not None}
+    if case == "rate limited":
+        headers["X-Admission-Token"] = tokens.admission(9, 1, 0, time.time() + 60)
+
+    ours = edge.request("POST", "/api/holds", content=body, headers=headers)
+    theirs = edge.request("POST", "/api/holds", content=body, headers=headers, through=edge.fastapi)
+    assert ours.status_code == theirs.status_code and ours.status_code in (400, 401, 403, 422, 429), (ours.text, theirs.text)
+    assert ours.json()["code"] == theirs.json()["code"], (ours.text, theirs.text)
+    assert ours.headers.get("retry-after") == theirs.headers.get("retry-after")
+    assert ours.headers.get("www-authenticate") == theirs.headers.get("www-authenticate")
+    if ours.status_code == 422:
+        assert {tuple(e["loc"][:1]) for e in ours.json()["errors"]} == {("body",)}, ours.text
+
+
+def test_a_body_without_a_length_is_still_bounded(edge):
+    async def chunks():
+        for _ in range(BODY_BYTES_MAX // 1024 + 1):
+            yield b" " * 1024
+
+    answer = edge.request("POST", "/api/holds", content=chunks(), headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()["code"]) == (413, "body_too_large")
+
+
+def test_hot_routes_are_counted_under_their_route(edge):
     edge.request("GET", "/api/seats")
     edge.request("GET", "/api/queue")
     edge.request("GET", "/static-ceiling")
@@ -154,7 +217,7 @@ def test_hot_reads_are_counted_under_their_route(edge):
     assert counted == {("/api/seats", "GET", 200): 1, ("/api/queue", "GET", 401): 1, ("/static-ceiling", "GET", 200): 1}
 
 
-def test_the_schema_still_describes_the_hot_reads(edge):
+def test_the_schema_still_describes_the_hot_routes(edge):
     paths = edge.request("GET", "/openapi.json").json()["paths"]
     poll = {p["name"]: p for p in paths["/api/queue"]["get"]["parameters"]}
     assert poll["ticket"]["required"] is True and "if-none-match" in {
