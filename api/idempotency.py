@@ -48,12 +48,17 @@ class IdempotencyLedger:
         await self._store.finish_idempotency_keys(answers, time.time())
         return [None] * len(answers)
 
-    async def run_once(self, member_id: int, key: str | None, fingerprint: str, work: Work) -> Response:
+    async def run_once(self, member_id: int, key: str | None, fingerprint: str, work: Work,
+                       refusal: BookingError | ApiError | None = None) -> Response:
+        """``work``'s answer, once per key; ``refusal``: the request is already refused (no work
+        to run), and the refusal is stored with the claim in one transaction instead of two."""
         if not key:
             raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header (one per user action)")
         if len(key) > KEY_CHARS_MAX or not key.isprintable() or not key.isascii():
             raise ApiError(400, "bad_idempotency_key", f"an Idempotency-Key is at most {KEY_CHARS_MAX} printable ASCII characters")
-        claim = IdempotencyClaim(member_id, key, fingerprint, secrets.token_hex(16))
+        refused = _answer(refusal) if refusal is not None else None
+        answer = (refused[0], json.dumps(refused[1], separators=(",", ":"))) if refused else None
+        claim = IdempotencyClaim(member_id, key, fingerprint, secrets.token_hex(16), answer)
         record = await self._claims.submit("claims", claim)
         if record is not None:
             if record.request_hash != fingerprint:
@@ -64,12 +69,12 @@ class IdempotencyLedger:
                 record.response_body, status_code=record.response_status, media_type="application/json",
                 headers={"Idempotency-Replayed": "true"},
             )
+        if refused:
+            return JSONResponse(refused[1], status_code=refused[0])
         try:
             status, body = await work()
-        except BookingError as error:
-            status, body = _problem(from_domain(error))
-        except ApiError as error:
-            status, body = _problem(error)
+        except (BookingError, ApiError) as error:
+            status, body = _answer(error)
         except BaseException:
             await self._store.abandon_idempotency_key(claim)
             raise
@@ -80,5 +85,8 @@ class IdempotencyLedger:
         return JSONResponse(body, status_code=status)
 
 
-def _problem(error: ApiError) -> tuple[int, dict]:
+def _answer(error: BookingError | ApiError) -> tuple[int, dict]:
+    """The status and problem body a refusal is answered (and remembered) with."""
+    if isinstance(error, BookingError):
+        error = from_domain(error)
     return error.status, {"code": error.code, "message": error.message, **error.extra}

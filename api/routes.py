@@ -232,6 +232,8 @@ async def hold_answer(authorization: str | None, admission_token: str | None, ke
 
 
 async def hold_once(svc: BookingService, who: Caller, body: models.HoldIn, key: str | None) -> Response:
+    """Most holds of a busy sale are refused before their block is asked: those are remembered
+    under their key in one transaction, the others after their block decides."""
     async def work():
         booking = await svc.hold(who.member_id, body.seat_ids)
         return 201, models.HoldOut(
@@ -240,7 +242,7 @@ async def hold_once(svc: BookingService, who: Caller, body: models.HoldIn, key: 
         ).model_dump()
 
     fingerprint = request_fingerprint("POST", "/api/holds", json.dumps(body.model_dump(), sort_keys=True).encode())
-    return await svc.idempotency.run_once(who.member_id, key, fingerprint, work)
+    return await svc.idempotency.run_once(who.member_id, key, fingerprint, work, svc.hold_refusal(body.seat_ids))
 
 
 def read_json_body(model: type[BaseModel], content_type: str | None, body: bytes) -> BaseModel:

@@ -139,27 +139,35 @@ class BookingService:
 
     async def hold(self, member_id: int, seat_ids: list[int]) -> Booking:
         """All or nothing; the seats must lie in one block (one section by default)."""
-        seats = sorted(set(seat_ids))
-        outside = [s for s in seats if not 0 <= s < self.venue.seats]
-        if outside:
-            raise InvalidSeats(f"seat ids run from 0 to {self.venue.seats - 1}", seats=outside)
-        blocks = {self.venue.block_index_of(s) for s in seats}
-        if len(blocks) > 1:
-            raise SeatsSpanBlocks("the seats of one booking must lie in one section", seats=seats)
-        block_index = blocks.pop()
-        if self.holds.busy(block_index):
-            # under contention, a seat the map shows taken is refused here: at worst the map is
-            # one refresh behind, and a seat released that recently goes to whoever asks once
-            # the maps show it free. A quiet block always decides itself.
-            taken = self.seat_map.taken(seats)
-            if taken:
-                self.holds_refused_by_map += 1
-                raise SeatUnavailable.of(taken)
-        request = HoldRequest(new_booking_id(), member_id, tuple(seats))
-        result = await self.holds.submit(block_index, request)
+        refusal = self.hold_refusal(seat_ids)
+        if refusal is not None:
+            raise refusal
+        seats = tuple(sorted(set(seat_ids)))
+        result = await self.holds.submit(self.venue.block_index_of(seats[0]), HoldRequest(new_booking_id(), member_id, seats))
         if isinstance(result, BookingError):
             raise result
         return result
+
+    def hold_refusal(self, seat_ids: list[int]) -> BookingError | None:
+        """Why these seats are refused before their block is asked, if they are.
+
+        Ids outside the hall, or seats of several blocks. And under contention, seats the map
+        shows taken: at worst the map is one refresh behind, and a seat released that recently
+        goes to whoever asks once the maps show it free. A quiet block always decides itself.
+        """
+        seats = sorted(set(seat_ids))
+        outside = [s for s in seats if not 0 <= s < self.venue.seats]
+        if outside:
+            return InvalidSeats(f"seat ids run from 0 to {self.venue.seats - 1}", seats=outside)
+        blocks = {self.venue.block_index_of(s) for s in seats}
+        if len(blocks) > 1:
+            return SeatsSpanBlocks("the seats of one booking must lie in one section", seats=seats)
+        if self.holds.busy(blocks.pop()):
+            taken = self.seat_map.taken(seats)
+            if taken:
+                self.holds_refused_by_map += 1
+                return SeatUnavailable.of(taken)
+        return None
 
     async def _hold_batch(self, block_index: int, requests: list[HoldRequest]) -> list:
         return await self.blocks[block_index].hold_many.remote(requests)

@@ -53,12 +53,17 @@ class LogQuery:
 
 @dataclass(frozen=True)
 class IdempotencyClaim:
-    """One request's attempt to own ``key``; ``claim`` is unique to that request."""
+    """One request's attempt to own ``key``; ``claim`` is unique to that request.
+
+    ``answer`` (status, body) when the request was decided before it claimed the key (refused
+    without any work): it is stored done with the claim, saving the second transaction.
+    """
 
     member_id: int
     key: str
     request_hash: str
     claim: str
+    answer: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -342,9 +342,10 @@ class SqlStore(ABC):
         pairs = [(r.member_id, r.key) for r in requests]
         async with self.transaction() as tx:
             await tx.executemany(
-                f"{self.insert_ignore} INTO idempotency_keys (member_id, idem_key, request_hash, claim, state, created_at) "
-                "VALUES (?,?,?,?,?,?)",  # placeholders only: the driver then sends one multi-row INSERT
-                [(r.member_id, r.key, r.request_hash, r.claim, "running", now) for r in requests],
+                f"{self.insert_ignore} INTO idempotency_keys (member_id, idem_key, request_hash, claim, state, "
+                "response_status, response_body, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",  # placeholders only: the driver then sends one multi-row INSERT
+                [(r.member_id, r.key, r.request_hash, r.claim, *_claimed_state(r), now) for r in requests],
             )
             rows = await tx.fetchall(
                 "SELECT member_id, idem_key, request_hash, claim, state, response_status, response_body, created_at "
@@ -355,9 +356,9 @@ class SqlStore(ABC):
             stale = [r for r in requests if stored[(r.member_id, r.key)][7] < now - IDEMPOTENCY_SECONDS]
             for request in stale:
                 await tx.execute(
-                    "UPDATE idempotency_keys SET request_hash = ?, claim = ?, state = 'running', response_status = NULL, "
-                    "response_body = NULL, created_at = ? WHERE member_id = ? AND idem_key = ?",
-                    (request.request_hash, request.claim, now, request.member_id, request.key),
+                    "UPDATE idempotency_keys SET request_hash = ?, claim = ?, state = ?, response_status = ?, "
+                    "response_body = ?, created_at = ? WHERE member_id = ? AND idem_key = ?",
+                    (request.request_hash, request.claim, *_claimed_state(request), now, request.member_id, request.key),
                 )
                 stored[(request.member_id, request.key)] = (request.member_id, request.key, request.request_hash, request.claim)
         answers: list[IdempotencyRecord | None] = []
@@ -431,3 +432,8 @@ def _bookings_from_rows(rows: Iterable[tuple]) -> list[Booking]:
         Booking(booking_id, member_id, tuple(seats), BookingStatus(status), created_at, expires_at)
         for booking_id, (member_id, status, created_at, expires_at, seats) in grouped.items()
     ]
+
+
+def _claimed_state(claim: IdempotencyClaim) -> tuple[str, int | None, str | None]:
+    """A claim whose answer is known is stored done with it; any other is running."""
+    return ("done", *claim.answer) if claim.answer else ("running", None, None)

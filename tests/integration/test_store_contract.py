@@ -169,9 +169,13 @@ async def test_idempotency_keys(store):
     assert (done.state, done.response_status, done.response_body, done.request_hash) == ("done", 201, '{"ok":true}', "hash-a")
     await store.abandon_idempotency_key(other_member)
     assert await store.claim_idempotency_keys([IdempotencyClaim(alice + 1, "k1", "hash-c", "c6")], 104.0) == [None]
+    refused = IdempotencyClaim(alice, "k2", "hash-e", "c8", (409, '{"code":"seat_unavailable"}'))
+    assert await store.claim_idempotency_keys([refused], 105.0) == [None], "decided before the claim: stored done at once"
+    replay = (await store.claim_idempotency_keys([IdempotencyClaim(alice, "k2", "hash-e", "c9")], 106.0))[0]
+    assert (replay.state, replay.response_status, replay.response_body) == ("done", 409, '{"code":"seat_unavailable"}')
     a_day_later = 103.0 + 25 * 3600
     assert await store.claim_idempotency_keys([IdempotencyClaim(alice, "k1", "hash-d", "c7")], a_day_later) == [None]
-    assert await store.purge_idempotency(a_day_later) == 1
+    assert await store.purge_idempotency(a_day_later) == 2, "alice's k1 was claimed again; her k2 and the other member's k1 age out"
 
 
 async def test_queue_snapshot_round_trip(store):

@@ -42,6 +42,7 @@ def fake_service() -> SimpleNamespace:
         seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
         tokens=Tokens(SETTINGS.secret_key, 3600, 600), start_background=lambda: None,
         rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
+        hold_refusal=lambda seat_ids: None,
     )
     service._queue_answer = partial(BookingService._queue_answer, service)
     service.poll_queue = partial(BookingService.poll_queue, service)
