@@ -12,6 +12,7 @@ so the ledger costs a hold a share of two commits rather than two commits of its
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import secrets
 import time
@@ -27,6 +28,10 @@ from persistence.store import SqlStore
 
 KEY_CHARS_MAX = 64
 BATCH_MAX = 512
+# a claim only has to differ from every other claim of the same key: a random prefix per
+# process and a counter (no system call per request, unlike a fresh random token)
+_CLAIM_PREFIX = secrets.token_hex(8)
+_claim_numbers = itertools.count()
 
 Work = Callable[[], Awaitable[tuple[int, dict]]]
 
@@ -57,8 +62,8 @@ class IdempotencyLedger:
         if len(key) > KEY_CHARS_MAX or not key.isprintable() or not key.isascii():
             raise ApiError(400, "bad_idempotency_key", f"an Idempotency-Key is at most {KEY_CHARS_MAX} printable ASCII characters")
         refused = _answer(refusal) if refusal is not None else None
-        answer = (refused[0], json.dumps(refused[1], separators=(",", ":"))) if refused else None
-        claim = IdempotencyClaim(member_id, key, fingerprint, secrets.token_hex(16), answer)
+        answer = (refused[0], _json(refused[1])) if refused else None
+        claim = IdempotencyClaim(member_id, key, fingerprint, f"{_CLAIM_PREFIX}{next(_claim_numbers):016x}", answer)
         record = await self._claims.submit("claims", claim)
         if record is not None:
             if record.request_hash != fingerprint:
@@ -69,8 +74,8 @@ class IdempotencyLedger:
                 record.response_body, status_code=record.response_status, media_type="application/json",
                 headers={"Idempotency-Replayed": "true"},
             )
-        if refused:
-            return JSONResponse(refused[1], status_code=refused[0])
+        if answer:
+            return Response(answer[1], status_code=answer[0], media_type="application/json")
         try:
             status, body = await work()
         except (BookingError, ApiError) as error:
@@ -81,8 +86,12 @@ class IdempotencyLedger:
         if status >= 500:
             await self._store.abandon_idempotency_key(claim)
         else:
-            await self._answers.submit("answers", (claim, status, json.dumps(body, separators=(",", ":"))))
+            await self._answers.submit("answers", (claim, status, _json(body)))
         return JSONResponse(body, status_code=status)
+
+
+def _json(body: dict) -> str:
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _answer(error: BookingError | ApiError) -> tuple[int, dict]:

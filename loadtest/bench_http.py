@@ -26,7 +26,7 @@ from loadtest import wrk
 CONTENDERS_PER_SEAT = 13
 BUYERS = 64
 # sizes the hall for the hold run so that it sees about 13 attempts per seat
-HOLDS_PER_STATIC_GUESS = 0.3
+HOLDS_PER_STATIC_GUESS = 0.45
 # what Chromium and Firefox send: the seat map comes gzip-compressed, as to every real client
 BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 
