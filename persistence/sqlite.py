@@ -27,9 +27,10 @@ class _SQLiteTransaction(Transaction):
     async def execute(self, sql: str, params: Sequence = ()) -> int:
         return await self._store._run(lambda c: c.execute(sql, tuple(params)).rowcount)
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
-        if rows:
-            await self._store._run(lambda c: c.executemany(sql, [tuple(r) for r in rows]))
+    async def executemany(self, sql: str, rows: Sequence[Sequence]) -> int:
+        if not rows:
+            return 0
+        return await self._store._run(lambda c: c.executemany(sql, [tuple(r) for r in rows]).rowcount)
 
     async def fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]:
         return await self._store._run(lambda c: c.execute(sql, tuple(params)).fetchall())

@@ -31,7 +31,8 @@ class Transaction(ABC):
     async def execute(self, sql: str, params: Sequence = ()) -> int: ...
 
     @abstractmethod
-    async def executemany(self, sql: str, rows: Sequence[Sequence]) -> None: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence]) -> int:
+        """Returns the number of rows changed (an ignored duplicate changes none)."""
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]: ...
@@ -341,12 +342,14 @@ class SqlStore(ABC):
             return []
         pairs = [(r.member_id, r.key) for r in requests]
         async with self.transaction() as tx:
-            await tx.executemany(
+            inserted = await tx.executemany(
                 f"{self.insert_ignore} INTO idempotency_keys (member_id, idem_key, request_hash, claim, state, "
                 "response_status, response_body, created_at) "
                 "VALUES (?,?,?,?,?,?,?,?)",  # placeholders only: the driver then sends one multi-row INSERT
                 [(r.member_id, r.key, r.request_hash, r.claim, *_claimed_state(r), now) for r in requests],
             )
+            if inserted == len(requests):
+                return [None] * len(requests)  # every key was new: nothing to read back
             rows = await tx.fetchall(
                 "SELECT member_id, idem_key, request_hash, claim, state, response_status, response_body, created_at "
                 f"FROM idempotency_keys WHERE {' OR '.join(['(member_id = ? AND idem_key = ?)'] * len(pairs))}",
