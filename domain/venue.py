@@ -8,8 +8,10 @@ a booking lies inside one block so that its hold, payment and expiry are one act
 
 from __future__ import annotations
 
+import bisect
 import string
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,14 @@ class Venue:
             block_rows,
         )
 
-    @property
+    @cached_property
     def seats(self) -> int:
+        """Computed once: every hold checks its seat ids against it."""
         return sum(section.seats for section in self.sections)
+
+    @cached_property
+    def _block_starts(self) -> list[int]:
+        return [block.first_seat_id for block in self.blocks()]
 
     def blocks(self) -> list[Block]:
         blocks: list[Block] = []
@@ -79,9 +86,8 @@ class Venue:
         raise AssertionError("unreachable: seat id was checked")
 
     def block_index_of(self, seat_id: int) -> int:
-        section = self.section_of(seat_id)
-        blocks_before = sum(s.rows // self.block_rows for s in self.sections if s.first_seat_id < section.first_seat_id)
-        return blocks_before + (seat_id - section.first_seat_id) // (self.block_rows * section.cols)
+        self._check(seat_id)
+        return bisect.bisect_right(self._block_starts, seat_id) - 1
 
     def position(self, seat_id: int) -> tuple[str, int, int]:
         """(section name, row, column), rows and columns counted from 1."""
