@@ -156,6 +156,8 @@ class BookingService:
         goes to whoever asks once the maps show it free. A quiet block always decides itself.
         """
         seats = sorted(set(seat_ids))
+        if not seats:
+            return InvalidSeats("choose at least one seat", seats=[])
         outside = [s for s in seats if not 0 <= s < self.venue.seats]
         if outside:
             return InvalidSeats(f"seat ids run from 0 to {self.venue.seats - 1}", seats=outside)

@@ -59,7 +59,9 @@ async def test_a_quiet_block_decides_even_seats_the_map_shows_taken():
     assert service.hold_refusal([3]) is None and service.holds_refused_by_map == 0
 
 
-@pytest.mark.parametrize("seat_ids, refused", [([1000], InvalidSeats), ([-1, 2], InvalidSeats), ([499, 500], SeatsSpanBlocks)])
+@pytest.mark.parametrize("seat_ids, refused", [
+    ([], InvalidSeats), ([1000], InvalidSeats), ([-1, 2], InvalidSeats), ([499, 500], SeatsSpanBlocks),
+])
 async def test_seats_outside_the_hall_or_one_block_are_refused_busy_or_not(seat_ids, refused):
     service = await service_with_block_zero(busy=False)
     assert isinstance(service.hold_refusal(seat_ids), refused)
