@@ -4,12 +4,13 @@ Session tokens and tickets are minted with the service's own secret (the benchma
 service and knows it), so 200,000 distinct members can join without 200,000 argon2 sign-ups.
 Joins go to the queue actor in batches; polls must never reach it, so they should run at
 about the speed of the constant route (target ≥ 90%). The two are measured in turns, under
-the same background (the queue admitting and saving), and compared by their medians; the
-constant route is also sent the polls' very requests (same Lua script, headers and query),
-which shows what the polls cost the service beyond what the client and the proxy pay. The
-queue's gauges are sampled from ``/metrics`` throughout: joins/s is everyone-in-line over
-the time it took, and the admission rate is measured over the intervals in which people
-were still waiting, which gives the time to admit everybody.
+the same background (the queue admitting and saving): each round's polls are divided by
+the constant route measured just before and just after them, and the rounds' ratios are
+summed up by their median. The constant route is also sent the polls' very requests (same
+Lua script, headers and query), which shows what the polls cost the service beyond what the
+client and the proxy pay. The queue's gauges are sampled from ``/metrics`` throughout:
+joins/s is everyone-in-line over the time it took, and the admission rate is measured over
+the intervals in which people were still waiting, which gives the time to admit everybody.
 
     python -m loadtest.bench_queue [--people 200000] [--admit-per-second 200] [--replicas 2]
 """
@@ -147,18 +148,19 @@ def run(service, args, folder: Path) -> None:
         polls_file.write_text(
             "\n".join(f"{s} {tokens.ticket(m, m, 0, 3600)}" for m, s in zip(members, sessions)) + "\n"
         )
-        # the ceiling, the polls and the polls' very requests sent to the ceiling, in turns: the
-        # queue actor is admitting and saving meanwhile and the machine is shared, so each
-        # figure is the median of its rounds, measured under the same background
+        # rounds of the ceiling, the polls and the polls' very requests sent to the ceiling, and
+        # the ceiling once more at the end: the queue actor is admitting and saving meanwhile
+        # and the machine is shared, so each round's polls are divided by the ceiling measured
+        # just before and just after them, and the rounds' ratios are summed up by their median
         poll_script = wrk.lua_string_list("people", polls_file) + POLL_LUA
         rounds = {"static": [], "poll": [], "shaped": []}
         for round_number in range(1, args.rounds + 1):
-            rounds["static"].append(wrk.run(f"static route (ceiling) #{round_number}", f"{service.url}/static-ceiling",
-                                            args.seconds, args.connections))
+            rounds["static"].append(static_run(service.url, f"#{round_number}", args))
             rounds["poll"].append(wrk.run(f"GET /api/queue (poll) #{round_number}", f"{service.url}/api/queue",
                                           args.seconds, args.connections, script=f'PATH = "/api/queue"\n{poll_script}'))
             rounds["shaped"].append(wrk.run(f"static, poll requests #{round_number}", f"{service.url}/static-ceiling",
                                             args.seconds, args.connections, script=f'PATH = "/static-ceiling"\n{poll_script}'))
+        rounds["static"].append(static_run(service.url, "(closing)", args))
     admitted_per_second, window = admission_rate(watch.samples)
 
     print(f"\n{args.people:,} people through {service.url}, {args.replicas} ingress replica(s), {args.connections} connections")
@@ -167,11 +169,17 @@ def run(service, args, folder: Path) -> None:
     for results in zip(*rounds.values()):
         for result in results:
             print(result.line())
-    static, poll, shaped = (median_per_second(results) for results in rounds.values())
+    print(rounds["static"][-1].line())
+    statics = [r.per_second for r in rounds["static"]]
+    polls = [r.per_second for r in rounds["poll"]]
+    of_static = [poll / ((before + after) / 2) for poll, before, after in zip(polls, statics, statics[1:])]
+    of_shaped = [poll / shaped.per_second for poll, shaped in zip(polls, rounds["shaped"])]
     print(f"\njoins: all {args.people:,} in line after {joined_seconds:,.1f} s = {args.people / joined_seconds:,.0f} joins/s")
-    print(f"polls: median {poll:,.0f} req/s = {poll / static:.1%} of the static route's median {static:,.0f} over the "
-          f"same {args.rounds} rounds (target ≥ 90%); {poll / shaped:.1%} of the static route sent the polls' very "
-          f"requests ({shaped:,.0f}); {poll / quiet.per_second:.1%} of the quiet front before the joins")
+    print(f"polls: median {statistics.median(polls):,.0f} req/s; median {statistics.median(of_static):.1%} of the static route "
+          f"run just before and after them (rounds: {', '.join(f'{r:.0%}' for r in of_static)}; target ≥ 90%); median "
+          f"{statistics.median(of_shaped):.1%} of the static route sent the polls' very requests right after them "
+          f"(rounds: {', '.join(f'{r:.0%}' for r in of_shaped)}); "
+          f"{statistics.median(polls) / quiet.per_second:.1%} of the quiet front before the joins")
     if admitted_per_second is None:
         print("admission: nobody was left waiting in any sample (admission kept pace with the joins)")
     else:
@@ -181,8 +189,8 @@ def run(service, args, folder: Path) -> None:
               f"{args.people / max(admitted_per_second, 1e-9):,.0f} s at the measured one")
 
 
-def median_per_second(results: list[wrk.Result]) -> float:
-    return statistics.median(result.per_second for result in results)
+def static_run(base_url: str, label: str, args) -> wrk.Result:
+    return wrk.run(f"static route (ceiling) {label}", f"{base_url}/static-ceiling", args.seconds, args.connections)
 
 
 def admission_rate(samples: list[tuple[float, dict[str, float]]]) -> tuple[float | None, float]:
