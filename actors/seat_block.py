@@ -114,6 +114,7 @@ class SeatBlockActor:
 
     async def cancel(self, booking_id: str, member_id: int) -> Booking:
         await self._ready()
+        await self._recall([booking_id])
         return self._raise_error(await self._decide(lambda now: self._block.cancel(booking_id, now, member_id)))
 
     async def fail_payment(self, booking_id: str, detail: dict | None = None) -> Booking:

@@ -175,8 +175,16 @@ class BookingService:
         return await self.blocks[block_index].hold_many.remote(requests)
 
     async def cancel(self, member_id: int, booking_id: str) -> Booking:
+        """Idempotent: releasing a booking already released by its member answers as the first
+        time did (a second click, or Ray retrying the call after a block restart)."""
         view = await self.booking(booking_id, member_id, is_admin=False)
-        return await self.blocks[view.block_index].cancel.remote(booking_id, member_id)
+        block = self.blocks[view.block_index]
+        try:
+            return await block.cancel.remote(booking_id, member_id)
+        except BookingNotHeld as error:
+            if error.extra.get("booking_status") != BookingStatus.CANCELLED.value:
+                raise
+            return await block.booking.remote(booking_id)
 
     # ---- reading bookings
 

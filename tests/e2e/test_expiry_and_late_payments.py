@@ -68,6 +68,8 @@ def test_cancelled_hold_frees_the_seat_at_once(service, starts):
     released = owner.http.delete(f"/api/holds/{held.json()['booking_id']}")
     assert released.status_code == 200, released.text
     assert released.json() == {"booking_id": held.json()["booking_id"], "status": "cancelled"}
+    again = owner.http.delete(f"/api/holds/{held.json()['booking_id']}")
+    assert (again.status_code, again.json()) == (200, released.json()), "releasing twice answers as the first time"
     assert next_person.hold([seat]).status_code == 201
 
 

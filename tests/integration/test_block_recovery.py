@@ -126,3 +126,18 @@ def test_a_late_success_after_a_restart_is_still_decided(db):
     late = confirm_answer(actor, held.booking_id, actor.confirm.remote(held.booking_id, {"payment_id": "late"}))
     assert late.status is BookingStatus.CONFIRMED, "every seat was still free: re-granted"
     ray.kill(actor)
+
+
+def test_a_booking_that_ended_before_a_restart_is_still_known_to_a_cancel(db):
+    members = insert_members(db, 1)
+    block = Venue.grid(sections=4, rows=10, cols=50, block_rows=10).blocks()[3]
+    actor = start_block(block, 300, 4, db)
+    [held] = ray.get(actor.hold_many.remote([HoldRequest(new_booking_id(), members[0], (block.first_seat_id + 3,))]))
+    assert ray.get(actor.cancel.remote(held.booking_id, members[0])).status is BookingStatus.CANCELLED
+    pid_before = ray.get(actor.stats.remote())["pid"]
+    ray.kill(actor, no_restart=False)
+    with pytest.raises(BookingNotHeld) as refused:  # not "not found": the restart forgot it, the store did not
+        ray.get(actor.cancel.remote(held.booking_id, members[0]))
+    assert refused.value.extra["booking_status"] == "cancelled"
+    assert ray.get(actor.stats.remote())["pid"] != pid_before
+    ray.kill(actor)
