@@ -57,6 +57,7 @@ class SeatBlockActor:
         self._expiry: asyncio.Task | None = None
         self._changed = asyncio.Event()
         self._version = time.time_ns()  # grows across restarts, so a reader never mistakes a new incarnation for an old one
+        self._released_version = -1
 
     async def _ready(self) -> None:
         """Load from the store on the first message (an actor constructor cannot await)."""
@@ -70,7 +71,7 @@ class SeatBlockActor:
         if expired:
             log.info("%s: %d holds expired while the block was down", self._block.block.name, len(expired))
             await self._journal.write(expired)
-        self._bump_version()
+        self._bump_version(released=True)  # a new incarnation: what readers knew is from the old one
         self._expiry = asyncio.create_task(self._expire_forever())
 
     async def _commit(self, changes) -> set[str]:
@@ -127,25 +128,38 @@ class SeatBlockActor:
         await self._recall([booking_id])
         return self._block.booking(booking_id)
 
-    async def status(self, known_version: int = -1, wait_seconds: float = 0.0) -> BlockStatus | None:
+    async def status(self, known_version: int = -1, wait_seconds: float = 0.0,
+                     settle_seconds: float = 0.0) -> BlockStatus | None:
         """The block's seats as bytes, or ``None`` when nothing changed since ``known_version``.
 
         With ``wait_seconds`` the answer waits for the next change, at most that long: readers
         then cost the block a call per change (or per wait) instead of one per refresh tick.
+        Seats taken are answered no sooner than ``settle_seconds`` after the question (a busy
+        block answers each reader a few times a second), seats released since
+        ``known_version`` at once: while a reader's question is open, every seat its map shows
+        taken still is, but for one released in the moment the news takes to arrive.
         """
         await self._ready()
-        if known_version == self._version and wait_seconds > 0:
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        while self._released_version <= known_version:
+            answer_at = asked + (settle_seconds if self._version != known_version else wait_seconds)
+            if loop.time() >= answer_at:
+                break
             try:
-                await asyncio.wait_for(self._changed.wait(), wait_seconds)
+                await asyncio.wait_for(self._changed.wait(), answer_at - loop.time())
             except asyncio.TimeoutError:
                 pass
         if known_version == self._version:
             return None
         return BlockStatus(self._block.block.first_seat_id, self._version, self._block.status())
 
-    def _bump_version(self) -> None:
-        """Every change of any seat's state goes through here, and wakes the waiting readers."""
+    def _bump_version(self, released: bool) -> None:
+        """Every change of any seat's state goes through here, and wakes the waiting readers;
+        ``released``: some seat went back to available (readers hear of it at once)."""
         self._version += 1
+        if released:
+            self._released_version = self._version
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -193,7 +207,7 @@ class SeatBlockActor:
         changes = [r for r in results if isinstance(r, BookingChange)]
         if not changes:
             return list(results)
-        self._bump_version()
+        self._bump_version(released=any(change.releases_seats for change in changes))
         try:
             outcome = await asyncio.wait_for(self._journal.write(changes), ACK_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
@@ -213,7 +227,7 @@ class SeatBlockActor:
                     result = result.booking
             answers.append(result)
         if outcome.failed or outcome.refused:
-            self._bump_version()  # readers must see the undone claims too
+            self._bump_version(released=True)  # readers must see the undone claims too
         return answers
 
     async def _refuse_hold(self, change: BookingChange) -> BookingError:
@@ -235,7 +249,7 @@ class SeatBlockActor:
             try:
                 expired = self._block.expire_due(time.time())
                 if expired:
-                    self._bump_version()
+                    self._bump_version(released=True)
                     await self._journal.write(expired)
             except Exception:
                 log.exception("%s: expiring holds failed; trying again next tick", self._block.block.name)

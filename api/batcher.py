@@ -19,11 +19,6 @@ class Batcher:
         self._waiting: dict[Hashable, list[tuple[Any, asyncio.Future]]] = {}
         self._running: dict[Hashable, asyncio.Task] = {}
 
-    def busy(self, key: Hashable) -> bool:
-        """A call for ``key`` is in flight: its actor is deciding other requests right now."""
-        task = self._running.get(key)
-        return task is not None and not task.done()
-
     async def submit(self, key: Hashable, item: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append((item, future))

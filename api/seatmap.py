@@ -3,9 +3,11 @@
 A read never waits on an actor. The replica keeps one question open per block, "your seats,
 once they differ from the version I have", which the block answers at its next change (or
 after ``FOLLOW_WAIT_SECONDS`` with nothing). Each answer is spliced in and the JSON body, its
-gzip and its ETag are rendered once; thousands of reads then share those bytes. A block is
-asked at most once per ``interval``, so a busy sale costs it five calls a second per replica
-and a quiet hall almost nothing.
+gzip and its ETag are rendered once; thousands of reads then share those bytes. Seats taken
+are answered at most once per ``interval``, so a busy sale costs a block five calls a second
+per replica and a quiet hall almost nothing; seats released are answered at once. So while a
+block's question is open (``current``), a seat this map shows taken is taken, but for one
+released in the moment the news takes to arrive: holds for it can be refused here.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SeatMap:
         self._blocks = blocks
         self._starts = [b.first_seat_id for b in venue.blocks()]
         self._versions = [-1] * len(blocks)
+        self._open = [False] * len(blocks)
         self._status = bytearray(b"A" * venue.seats)
         self._interval = interval_ms / 1000
         self.fresh = asyncio.Event()
@@ -48,14 +51,16 @@ class SeatMap:
     def status(self) -> bytes:
         return bytes(self._status)
 
+    def current(self, index: int) -> bool:
+        """Block ``index`` holds this map's open question, so it has released no seat that
+        the map shows taken (or the news is on its way)."""
+        return self._open[index]
+
     def taken(self, seat_ids) -> list[int]:
         """The seats among ``seat_ids`` that this map shows held or sold."""
         return [seat for seat in seat_ids if self._status[seat] != AVAILABLE]
 
     def _take(self, index: int, answer) -> None:
-        if isinstance(answer, BaseException):
-            log.warning("block %d did not answer the seat map: %r", index, answer)
-            return
         if answer is not None:
             start = self._starts[index]
             self._status[start : start + len(answer.status)] = answer.status
@@ -65,15 +70,18 @@ class SeatMap:
             self.fresh.set()
 
     async def _follow(self, index: int) -> None:
-        loop = asyncio.get_running_loop()
+        """Ask again as soon as the block answers: the question is open all the time but for
+        the moment its answer is being spliced in, and then the map is as new as the answer."""
         while True:
-            asked = loop.time()
+            self._open[index] = self._versions[index] >= 0
             try:
-                answer = await self._blocks[index].status.remote(self._versions[index], FOLLOW_WAIT_SECONDS)
+                answer = await self._blocks[index].status.remote(self._versions[index], FOLLOW_WAIT_SECONDS, self._interval)
             except Exception as error:
-                answer = error
+                self._open[index] = False
+                log.warning("block %d did not answer the seat map: %r", index, error)
+                await asyncio.sleep(self._interval)
+                continue
             self._take(index, answer)
-            await asyncio.sleep(max(0.0, self._interval - (loop.time() - asked)))
 
     async def run_forever(self) -> None:
         await asyncio.gather(*(self._follow(index) for index in range(len(self._blocks))))

@@ -151,9 +151,11 @@ class BookingService:
     def hold_refusal(self, seat_ids: list[int]) -> BookingError | None:
         """Why these seats are refused before their block is asked, if they are.
 
-        Ids outside the hall, or seats of several blocks. And under contention, seats the map
-        shows taken: at worst the map is one refresh behind, and a seat released that recently
-        goes to whoever asks once the maps show it free. A quiet block always decides itself.
+        Ids outside the hall, or seats of several blocks. And seats the map shows taken, while
+        the map is current for their block (``SeatMap.current``): most attempts of a busy sale
+        are on seats already taken. A seat released a moment ago, while the news was on its
+        way, is refused as if another contender had won it. A block the map cannot follow
+        (it is restarting) decides itself.
         """
         seats = sorted(set(seat_ids))
         if not seats:
@@ -164,7 +166,7 @@ class BookingService:
         blocks = {self.venue.block_index_of(s) for s in seats}
         if len(blocks) > 1:
             return SeatsSpanBlocks("the seats of one booking must lie in one section", seats=seats)
-        if self.holds.busy(blocks.pop()):
+        if self.seat_map.current(blocks.pop()):
             taken = self.seat_map.taken(seats)
             if taken:
                 self.holds_refused_by_map += 1

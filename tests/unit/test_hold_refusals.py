@@ -1,19 +1,18 @@
 """Holds refused before their block is asked, and how the idempotency ledger remembers them.
 
 Under contention most attempts are on seats already taken: the replica refuses those from its
-seat map while the block is busy, and a quiet block always decides itself. A refusal decided
-before the key is claimed is stored with the claim, and a retry replays it.
+seat map while the map is current for their block (the block holds the map's open question),
+and a block the map cannot follow decides itself. A refusal decided before the key is claimed
+is stored with the claim, and a retry replays it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from types import SimpleNamespace
 
 import pytest
 
-from api.batcher import Batcher
 from api.idempotency import IdempotencyLedger
 from api.seatmap import SeatMap
 from api.service import BookingService
@@ -24,46 +23,36 @@ from persistence import open_store
 VENUE = Venue.grid(sections=2, rows=10, cols=50, block_rows=10)  # blocks: seats 0–499 and 500–999
 
 
-async def service_with_block_zero(busy: bool) -> SimpleNamespace:
-    """What ``hold_refusal`` reads: the venue, a seat map with seats 3 held and 4 sold, and a
-    hold batcher whose call to block 0 is in flight or not."""
-    release = asyncio.Event()
-
-    async def call(_block, requests):
-        await release.wait()
-        return [None] * len(requests)
-
-    holds = Batcher(call, 100)
-    if busy:
-        asyncio.ensure_future(holds.submit(0, "an earlier hold"))
-        await asyncio.sleep(0)
+def service_with_block_zero(current: bool) -> SimpleNamespace:
+    """What ``hold_refusal`` reads: the venue and a seat map with seats 3 held and 4 sold,
+    current for block 0 or not, and never for block 1."""
     seat_map = SeatMap(VENUE, [None, None], 200)
     seat_map._status[3:5] = b"HS"
-    service = SimpleNamespace(venue=VENUE, holds=holds, seat_map=seat_map, holds_refused_by_map=0, release=release)
+    seat_map._open[0] = current
+    service = SimpleNamespace(venue=VENUE, seat_map=seat_map, holds_refused_by_map=0)
     service.hold_refusal = partial(BookingService.hold_refusal, service)
     return service
 
 
-async def test_a_busy_block_lets_the_map_refuse_seats_it_shows_taken():
-    service = await service_with_block_zero(busy=True)
-    assert service.holds.busy(0) and not service.holds.busy(1)
+def test_a_current_map_refuses_seats_it_shows_taken():
+    service = service_with_block_zero(current=True)
+    assert service.seat_map.current(0) and not service.seat_map.current(1)
     refusal = service.hold_refusal([5, 4, 3])
     assert isinstance(refusal, SeatUnavailable) and refusal.extra == {"seats": [3, 4]}
     assert service.holds_refused_by_map == 1
     assert service.hold_refusal([5, 6]) is None, "free on the map: the block decides"
-    service.release.set()
 
 
-async def test_a_quiet_block_decides_even_seats_the_map_shows_taken():
-    service = await service_with_block_zero(busy=False)
+def test_a_block_the_map_cannot_follow_decides_even_seats_the_map_shows_taken():
+    service = service_with_block_zero(current=False)
     assert service.hold_refusal([3]) is None and service.holds_refused_by_map == 0
 
 
 @pytest.mark.parametrize("seat_ids, refused", [
     ([], InvalidSeats), ([1000], InvalidSeats), ([-1, 2], InvalidSeats), ([499, 500], SeatsSpanBlocks),
 ])
-async def test_seats_outside_the_hall_or_one_block_are_refused_busy_or_not(seat_ids, refused):
-    service = await service_with_block_zero(busy=False)
+def test_seats_outside_the_hall_or_one_block_are_refused_current_or_not(seat_ids, refused):
+    service = service_with_block_zero(current=False)
     assert isinstance(service.hold_refusal(seat_ids), refused)
 
 
