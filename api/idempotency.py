@@ -18,7 +18,7 @@ import secrets
 import time
 from typing import Awaitable, Callable
 
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from api.batcher import Batcher
 from api.errors import ApiError, from_domain
@@ -36,8 +36,16 @@ _claim_numbers = itertools.count()
 Work = Callable[[], Awaitable[tuple[int, dict]]]
 
 
-def request_fingerprint(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(b"\n".join([method.encode(), path.encode(), body])).hexdigest()
+# built once: ``json.dumps`` with any option builds a new encoder per call
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True)
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def request_fingerprint(method: str, path: str, body: dict) -> str:
+    """What makes two requests the same: method, path and the body as data (key order and
+    spacing of the JSON sent do not matter)."""
+    canonical = _CANONICAL_JSON.encode(body).encode()
+    return hashlib.sha256(b"\n".join([method.encode(), path.encode(), canonical])).hexdigest()
 
 
 class IdempotencyLedger:
@@ -83,15 +91,17 @@ class IdempotencyLedger:
         except BaseException:
             await self._store.abandon_idempotency_key(claim)
             raise
+        text = _json(body)
         if status >= 500:
             await self._store.abandon_idempotency_key(claim)
         else:
-            await self._answers.submit("answers", (claim, status, _json(body)))
-        return JSONResponse(body, status_code=status)
+            await self._answers.submit("answers", (claim, status, text))
+        return Response(text, status_code=status, media_type="application/json")
 
 
 def _json(body: dict) -> str:
-    return json.dumps(body, separators=(",", ":"))
+    """The bytes of an answer, the first time and every replay."""
+    return _COMPACT_JSON.encode(body)
 
 
 def _answer(error: BookingError | ApiError) -> tuple[int, dict]:

@@ -241,7 +241,7 @@ async def hold_once(svc: BookingService, who: Caller, body: models.HoldIn, key: 
             expires_at=iso(booking.expires_at),
         ).model_dump()
 
-    fingerprint = request_fingerprint("POST", "/api/holds", json.dumps(body.model_dump(), sort_keys=True).encode())
+    fingerprint = request_fingerprint("POST", "/api/holds", body.model_dump())
     return await svc.idempotency.run_once(who.member_id, key, fingerprint, work, svc.hold_refusal(body.seat_ids))
 
 
@@ -278,7 +278,7 @@ async def pay(booking_id: str, body: models.PaymentIn, request: Request, who: Wr
         return 201, payment_out(payment).model_dump()
 
     path = f"/api/bookings/{booking_id}/payments"
-    fingerprint = request_fingerprint("POST", path, json.dumps(body.model_dump(), sort_keys=True).encode())
+    fingerprint = request_fingerprint("POST", path, body.model_dump())
     return await svc.idempotency.run_once(who.member_id, key, fingerprint, work)
 
 

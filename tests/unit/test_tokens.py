@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.tokens import KINDS, MAX_TOKEN_CHARS, TAG_CHARS, InvalidToken, _encode, _tag, sign, verify
+from domain.tokens import _CONTEXT, KINDS, MAX_TOKEN_CHARS, TAG_BYTES, TAG_CHARS, InvalidToken, _encode, _tag, sign, verify
 
 SECRET = b"0123456789abcdef-test-secret"
 OTHER_SECRET = b"fedcba9876543210-other-secret"
@@ -189,3 +191,9 @@ def test_verify_raises_nothing_but_invalid_token(token):
     with pytest.raises(InvalidToken) as caught:
         verify(token, "session", SECRET, NOW)
     assert caught.value.reason in InvalidToken.REASONS
+
+
+@given(st.binary(min_size=16, max_size=200), st.text(alphabet=B64_ALPHABET, max_size=300))
+def test_the_tag_is_hmac_sha256_of_context_and_body(secret, body):
+    expected = hmac.new(secret, _CONTEXT + body.encode(), hashlib.sha256).digest()[:TAG_BYTES]
+    assert _tag(secret, body) == _encode(expected)
