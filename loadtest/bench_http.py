@@ -33,7 +33,7 @@ BUYERS_PER_SEAT = 2 / SEATS_PER_BUYER_MAX
 BUYERS_MIN = 64
 SIGN_UP_THREADS = 8
 # sizes the hall for the hold run so that it sees about 13 attempts per seat
-HOLDS_PER_STATIC_GUESS = 0.45
+HOLDS_PER_STATIC_GUESS = 0.55
 # what Chromium and Firefox send: the seat map comes gzip-compressed, as to every real client
 BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 
