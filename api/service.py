@@ -154,8 +154,8 @@ class BookingService:
         Ids outside the hall, or seats of several blocks. And seats the map shows taken, while
         the map is current for their block (``SeatMap.current``): most attempts of a busy sale
         are on seats already taken. A seat released a moment ago, while the news was on its
-        way, is refused as if another contender had won it. A block the map cannot follow
-        (it is restarting) decides itself.
+        way, is refused as if another contender had won it. A block whose last question
+        failed decides itself.
         """
         seats = sorted(set(seat_ids))
         if not seats:
