@@ -58,7 +58,7 @@ class BookingService:
         self.queue = start_queue(settings)
         self.queue_view = QueueView(self.queue, settings)
         self.seat_map = SeatMap(self.venue, self.blocks, settings.snapshot_interval_ms)
-        self.holds = Batcher(self._hold_batch, settings.hold_batch_max)
+        self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000)
         self.holds_refused_by_map = 0
         self.providers = providers_from_settings(
             settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
