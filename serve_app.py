@@ -16,6 +16,7 @@ from ray.serve import Application
 from api.edge import create_app
 from api.routes import use_service
 from api.service import BookingService
+from encore.collector import tune_collector
 from encore.settings import Settings, load_settings
 
 edge_app = create_app()
@@ -37,6 +38,7 @@ class Ingress:
     def __init__(self, settings: Settings):
         self.service = BookingService(settings)
         use_service(self.service)
+        tune_collector()
         try:
             asyncio.get_running_loop()
             self.service.start_background()

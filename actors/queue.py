@@ -24,6 +24,7 @@ import ray
 
 from domain.errors import BookingError
 from domain.waiting_room import Standing, WaitingRoom
+from encore.collector import tune_collector
 from encore.settings import Settings
 from persistence import open_store
 from persistence.records import LogEvent
@@ -48,6 +49,7 @@ class QueueActor:
         self._dirty = False
         self._started: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
+        tune_collector()
 
     async def _ready(self) -> WaitingRoom:
         if self._started is None or (self._started.done() and self._started.exception() is not None):

@@ -22,6 +22,7 @@ from domain.booking import Booking, BookingChange
 from domain.errors import BookingError, StoreUnavailable, TooManySeats
 from domain.seat_block import SeatBlock
 from domain.venue import Block
+from encore.collector import tune_collector
 from persistence import open_store
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class SeatBlockActor:
         self._changed = asyncio.Event()
         self._version = time.time_ns()  # grows across restarts, so a reader never mistakes a new incarnation for an old one
         self._released_version = -1
+        tune_collector()
 
     async def _ready(self) -> None:
         """Load from the store on the first message (an actor constructor cannot await)."""

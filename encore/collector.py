@@ -1,0 +1,23 @@
+"""The cyclic garbage collector's thresholds for the service's long-lived processes.
+
+Almost every object a request or an actor message makes is freed by its reference count as
+soon as it is done with; the collector only has to find the rare cycle. With CPython's
+default thresholds (700, 10, 10) an ingress replica answering about 1,700 queue polls a
+second ran some 130 young collections a second, each scanning the objects of the requests in
+flight, and spent 0.1 s of every second in them, a fifth of its CPU (measured with
+``gc.callbacks``). The objects made while starting live as long as the process: they are
+frozen out of every later scan.
+"""
+
+from __future__ import annotations
+
+import gc
+
+# a young collection once 50,000 more container objects are alive than at the last one
+THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_collector() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*THRESHOLDS)
