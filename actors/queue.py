@@ -1,8 +1,8 @@
 """The queue actor: owns the ``WaitingRoom``, admits on a timer, and publishes a small summary.
 
 Joins arrive in batches from the ingress replicas. Polls never come here: each replica
-caches ``summary()`` (head, measured rate and recent *admission checkpoints*) and answers
-from the signed ticket alone. A checkpoint ``(head, at)`` says that by time ``at`` everyone
+caches ``summary()`` (head, measured rate and recent *admission checkpoints*, of which a
+replica that refreshes is sent only the new ones) and answers from the signed ticket alone. A checkpoint ``(head, at)`` says that by time ``at`` everyone
 numbered below ``head`` had been admitted, so a replica can tell when a number was admitted
 and therefore when its admission ends, without asking.
 
@@ -17,6 +17,7 @@ forget.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 
@@ -104,9 +105,22 @@ class QueueActor:
         if event is not None:
             self._record(event)
 
-    async def summary(self) -> dict:
+    async def summary(self, known_at: float | None = None) -> dict:
+        """The room's figures and its admission checkpoints. ``known_at``: the time of the newest
+        checkpoint the caller has; while that one is still here, only the newer ones are sent
+        (``checkpoints_after`` says so), since the caller refreshes five times a second and an
+        admission's worth of checkpoints is thousands. Otherwise (a first call, a restart that
+        forgot it) all of them, and ``checkpoints_after`` is ``None``."""
         room = await self._ready()
-        return {**room.summary(), "checkpoints": self._checkpoints[-CHECKPOINTS_MAX:], "epoch": room.epoch}
+        checkpoints, after = self._checkpoints, None
+        if known_at is not None:
+            index = bisect.bisect_left(checkpoints, known_at, key=lambda checkpoint: checkpoint[1])
+            if index < len(checkpoints) and checkpoints[index][1] == known_at:
+                checkpoints, after = checkpoints[index + 1 :], known_at
+        return {
+            **room.summary(), "epoch": room.epoch, "checkpoints": checkpoints, "checkpoints_after": after,
+            "oldest_checkpoint_at": self._checkpoints[0][1] if self._checkpoints else None,
+        }
 
     # ---- the timer
 

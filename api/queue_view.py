@@ -43,12 +43,20 @@ class QueueView:
         self._times: list[float] = []
 
     def update(self, summary: dict) -> None:
+        """Take a summary: all the checkpoints, or (``checkpoints_after``) those newer than
+        the newest this view has, less the ones the actor has forgotten."""
+        if summary.get("checkpoints_after") is None:
+            self._heads, self._times = [], []
+        else:
+            assert self._times and self._times[-1] == summary["checkpoints_after"], "only new checkpoints follow"
+            forgotten = bisect.bisect_left(self._times, summary["oldest_checkpoint_at"])
+            del self._heads[:forgotten], self._times[:forgotten]
+        self._heads += [head for head, _ in summary["checkpoints"]]
+        self._times += [at for _, at in summary["checkpoints"]]
         self.summary = summary
-        self._heads = [head for head, _ in summary["checkpoints"]]
-        self._times = [at for _, at in summary["checkpoints"]]
 
     async def refresh(self) -> None:
-        self.update(await self._queue.summary.remote())
+        self.update(await self._queue.summary.remote(self._times[-1] if self._times else None))
 
     async def run_forever(self) -> None:
         while True:

@@ -9,14 +9,16 @@ import pytest
 import ray
 
 from actors.queue import start_queue
+from api.queue_view import QueueView
 from encore.settings import Settings
 from persistence import open_store
 
 pytestmark = pytest.mark.mysql
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def queue_db(make_mysql_database, ray_instance):
+    """A database of its own per test: the queue actor restores its room from it."""
     url = make_mysql_database()
 
     async def migrate():
@@ -62,4 +64,37 @@ def test_order_and_admissions_survive_a_restart(queue_db):
     ray.get(queue.complete.remote(1))
     moved = wait_for(lambda: (s := ray.get(queue.summary.remote()))["head"] == 7 and s)
     assert moved["active"] == 5, "a completed booking frees its admitted place for the next person"
+    ray.kill(queue)
+
+
+def test_a_refreshing_view_is_sent_only_new_checkpoints_and_answers_as_a_full_one(queue_db):
+    settings = Settings(db_url=queue_db, queue_max_active=10_000, queue_admit_per_second=50, admission_seconds=600)
+    queue = start_queue(settings)
+    members = list(range(100, 400))
+    numbers = [standing.number for standing in ray.get(queue.join_many.remote(members))]
+    view, sent = QueueView(queue, settings), []
+
+    def refresh() -> None:
+        asyncio.run(view.refresh())
+        sent.append(len(view.summary["checkpoints"]))
+
+    def full_view() -> QueueView:
+        full = QueueView(None, settings)
+        full.update(ray.get(queue.summary.remote()))
+        return full
+
+    for _ in range(10):  # while people are being admitted, 50 a second
+        refresh()
+        time.sleep(0.2)
+    wait_for(lambda: ray.get(queue.summary.remote())["waiting"] == 0)
+    refresh()
+    full, now = full_view(), time.time()
+    assert sum(sent) == len(full.summary["checkpoints"]) > 10, f"each checkpoint is sent once: {sent}"
+    assert [view.position(n, now) for n in numbers] == [full.position(n, now) for n in numbers]
+
+    ray.kill(queue, no_restart=False)  # a restart may forget the newest checkpoints: then all are sent
+    wait_for(lambda: ray.get(queue.summary.remote()))
+    refresh()
+    full, now = full_view(), time.time()
+    assert [view.position(n, now) for n in numbers] == [full.position(n, now) for n in numbers]
     ray.kill(queue)

@@ -45,3 +45,13 @@ def test_before_the_draw_everyone_in_it_may_be_ahead():
     position = view(head=1, checkpoints=[], drawing=1000, opened=False, opens_at=2000.0).position(None, now=1990.0)
     assert position.state == "waiting" and position.ahead == 999
     assert position.eta_seconds >= 10.0
+
+
+def test_a_view_sent_only_new_checkpoints_answers_as_one_sent_them_all():
+    summary = {"head": 301, "rate": 100.0, "drawing": 0, "opened": True, "opens_at": None, "epoch": 0}
+    following = view(head=201, checkpoints=[(101, 1000.0), (201, 1010.0)])
+    following.update({**summary, "checkpoints": [(301, 1020.0)], "checkpoints_after": 1010.0, "oldest_checkpoint_at": 1010.0})
+    full = view(head=301, checkpoints=[(201, 1010.0), (301, 1020.0)])
+    assert following._heads == [201, 301] and following._times == [1010.0, 1020.0], "the forgotten one is dropped"
+    for number in (50, 150, 250, 350):
+        assert following.position(number, now=1030.0) == full.position(number, now=1030.0)
