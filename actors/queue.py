@@ -2,9 +2,10 @@
 
 Joins arrive in batches from the ingress replicas. Polls never come here: each replica
 caches ``summary()`` (head, measured rate and recent *admission checkpoints*, of which a
-replica that refreshes is sent only the new ones) and answers from the signed ticket alone. A checkpoint ``(head, at)`` says that by time ``at`` everyone
-numbered below ``head`` had been admitted, so a replica can tell when a number was admitted
-and therefore when its admission ends, without asking.
+replica that refreshes is sent only the new ones) and answers from the signed ticket alone.
+A checkpoint ``(head, at)`` says that by time ``at`` everyone numbered below ``head`` had
+been admitted, so a replica can tell when a number was admitted and therefore when its
+admission ends, without asking.
 
 The room is saved to the store at most once per ``SAVE_INTERVAL_SECONDS``, and less often
 as it grows, so that saving never takes more than ``SAVE_SHARE_MAX`` of the actor's time (a
