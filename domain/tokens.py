@@ -69,7 +69,7 @@ def _decode(text: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
-def _keyed(secret: bytes) -> tuple:
+def _keyed(secret: bytes) -> tuple["hashlib._Hash", "hashlib._Hash"]:
     """HMAC-SHA256 (RFC 2104) as its two SHA-256 states with the padded key, and the context,
     already absorbed: a tag is then two copies and two short updates. Python's ``hmac`` sets
     the same key up again per message (about four times as long), and a poll checks two tokens."""

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     ingress_replicas: int = Field(1, ge=1, le=64)
     snapshot_interval_ms: int = Field(200, ge=10, le=250)
     hold_batch_max: int = Field(256, ge=1, le=10_000)
-    hold_linger_ms: int = Field(20, ge=0, le=100, description="how long a hold that finds its block idle waits for others to share its actor call and commit")
+    hold_linger_ms: int = Field(
+        20, ge=0, le=100, description="how long a hold that finds its block idle waits for others to share its call and commit"
+    )
 
     queue_max_active: int = Field(2000, ge=1)
     queue_admit_per_second: float = Field(200, gt=0)

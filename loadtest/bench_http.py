@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
 
         bench_db = MySQLBench()
         db_url = bench_db.__enter__()
-    settings = dict(max_seats_per_member=SEATS_PER_BUYER_MAX, rate_limit_writes_per_minute=10_000_000, queue_max_active=100_000,
-                    ingress_replicas=args.replicas)
+    settings = dict(max_seats_per_member=SEATS_PER_BUYER_MAX, rate_limit_writes_per_minute=10_000_000,
+                    queue_max_active=100_000, ingress_replicas=args.replicas)
     try:
         with one_service_at_a_time():
             service = start_service(db_url, folder / "service.log", **settings)
