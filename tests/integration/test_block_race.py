@@ -113,14 +113,20 @@ def test_thirteen_contenders_per_seat_never_double_sell(race_db):
 
 
 def split_brain(race_db, tag: str):
-    """Two actors per block, both believing they own its seats: the serialization bypassed."""
+    """Two actors per block, both believing they own its seats: the serialization bypassed.
+
+    Both copies load the empty store before the race: a copy that started late would read
+    the other's claims from the store and agree with it, and no race would happen in memory.
+    """
     run_sql(race_db, "DELETE FROM seat_claims")
     run_sql(race_db, "DELETE FROM booking_seats")
     run_sql(race_db, "DELETE FROM bookings")
-    return [
+    copies = [
         [SeatBlockRemote.options(name=f"{block_actor_name(b)}-{tag}-{copy}").remote(b, 120, CAP, race_db) for copy in (1, 2)]
         for b in VENUE.blocks()
     ]
+    assert all(stats["live_bookings"] == 0 for stats in ray.get([a.stats.remote() for pair in copies for a in pair]))
+    return copies
 
 
 def test_canary_split_brain_is_stopped_by_the_database(race_db):
