@@ -64,35 +64,94 @@ def _encode(raw: bytes) -> str:
 
 
 def _decode(text: str) -> bytes:
-    """``text`` is already known to be base64url (``_TOKEN`` matched it)."""
+    """``text`` is already known to be base64url (it carries this module's own tag)."""
     return binascii.a2b_base64(text.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-len(text) % 4))
 
 
+class TokenKey:
+    """One secret, made ready once: HMAC-SHA256 (RFC 2104) as its two SHA-256 states with the
+    padded key, and the context, already absorbed. A tag is then two copies and two short
+    updates; Python's ``hmac`` sets the same key up again per message (about four times as
+    long), and every queue poll checks two tokens."""
+
+    def __init__(self, secret: bytes):
+        if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"a token secret must be at least {MIN_SECRET_BYTES} bytes")
+        key = hashlib.sha256(secret).digest() if len(secret) > _SHA256_BLOCK_BYTES else secret
+        key = key.ljust(_SHA256_BLOCK_BYTES, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._inner.update(_CONTEXT)
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+
+    def tag(self, body: str) -> str:
+        inner = self._inner.copy()
+        inner.update(body.encode("ascii"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return _encode(outer.digest()[:TAG_BYTES])
+
+    def sign(self, kind: str, claims: dict, now: float, ttl_seconds: float) -> str:
+        """A token of ``kind`` carrying ``claims`` (JSON values), valid from ``now`` for ``ttl_seconds``."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("a token kind is a non-empty string")
+        if not _is_number(now) or now < 0:
+            raise ValueError("now must be finite epoch seconds")
+        if not _is_number(ttl_seconds) or not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+            raise ValueError(f"ttl_seconds must be within (0, {MAX_TTL_SECONDS}]")
+        reserved = RESERVED_CLAIMS & claims.keys()
+        if reserved:
+            raise ValueError(f"claims may not use the reserved keys {sorted(reserved)}")
+        payload = {"k": kind, **claims, "iat": math.floor(now), "exp": math.floor(now + ttl_seconds)}
+        body = _encode(_JSON_OUT.encode(payload).encode("ascii"))
+        token = f"{body}.{self.tag(body)}"
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ValueError(f"a token must stay within {MAX_TOKEN_CHARS} characters; the claims are too big")
+        return token
+
+    def verify(self, token: str, kind: str, now: float) -> dict:
+        """The claims of a genuine, unexpired token of ``kind`` (with ``iat`` and ``exp``), or ``InvalidToken``.
+
+        The signature is checked first, so ``expired`` and ``wrong_kind`` always describe a
+        token this service really issued. A genuine token is checked against its tag at
+        once; only a tag that does not match pays for telling ``malformed`` from
+        ``bad_signature``, since only what this module signed can match.
+        """
+        if type(token) is not str or len(token) > MAX_TOKEN_CHARS:
+            raise InvalidToken("malformed")
+        body, _, tag = token.rpartition(".")
+        try:
+            genuine = hmac.compare_digest(self.tag(body), tag)
+        except (UnicodeEncodeError, TypeError):  # not ASCII: no token of ours
+            genuine = False
+        if not genuine:
+            raise InvalidToken("bad_signature" if _TOKEN.fullmatch(token) else "malformed")
+        try:
+            text = _decode(body).decode("utf-8")
+            payload, end = _JSON_IN.raw_decode(text)
+        except (ValueError, binascii.Error, RecursionError):
+            raise InvalidToken("malformed") from None
+        if (
+            end != len(text)
+            or type(payload) is not dict
+            or type(payload.get("k")) is not str
+            or type(payload.get("iat")) is not int
+            or type(payload.get("exp")) is not int
+        ):
+            raise InvalidToken("malformed")
+        if payload.pop("k") != kind:
+            raise InvalidToken("wrong_kind")
+        if not now < payload["exp"]:
+            raise InvalidToken("expired")
+        return payload
+
+
 @functools.lru_cache(maxsize=8)
-def _keyed(secret: bytes) -> tuple["hashlib._Hash", "hashlib._Hash"]:
-    """HMAC-SHA256 (RFC 2104) as its two SHA-256 states with the padded key, and the context,
-    already absorbed: a tag is then two copies and two short updates. Python's ``hmac`` sets
-    the same key up again per message (about four times as long), and a poll checks two tokens."""
-    key = hashlib.sha256(secret).digest() if len(secret) > _SHA256_BLOCK_BYTES else secret
-    key = key.ljust(_SHA256_BLOCK_BYTES, b"\0")
-    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-    inner.update(_CONTEXT)
-    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
-    return inner, outer
+def _key(secret: bytes) -> TokenKey:
+    return TokenKey(secret)
 
 
 def _tag(secret: bytes, body: str) -> str:
-    inner_state, outer_state = _keyed(secret)
-    inner = inner_state.copy()
-    inner.update(body.encode("ascii"))
-    outer = outer_state.copy()
-    outer.update(inner.digest())
-    return _encode(outer.digest()[:TAG_BYTES])
-
-
-def _check_secret(secret: bytes) -> None:
-    if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(f"a token secret must be at least {MIN_SECRET_BYTES} bytes")
+    return _key(secret).tag(body)
 
 
 def _is_number(value: object) -> bool:
@@ -100,57 +159,10 @@ def _is_number(value: object) -> bool:
 
 
 def sign(kind: str, claims: dict, secret: bytes, now: float, ttl_seconds: float) -> str:
-    """A token of ``kind`` carrying ``claims`` (JSON values), valid from ``now`` for ``ttl_seconds``."""
-    _check_secret(secret)
-    if not isinstance(kind, str) or not kind:
-        raise ValueError("a token kind is a non-empty string")
-    if not _is_number(now) or now < 0:
-        raise ValueError("now must be finite epoch seconds")
-    if not _is_number(ttl_seconds) or not 0 < ttl_seconds <= MAX_TTL_SECONDS:
-        raise ValueError(f"ttl_seconds must be within (0, {MAX_TTL_SECONDS}]")
-    reserved = RESERVED_CLAIMS & claims.keys()
-    if reserved:
-        raise ValueError(f"claims may not use the reserved keys {sorted(reserved)}")
-    payload = {"k": kind, **claims, "iat": math.floor(now), "exp": math.floor(now + ttl_seconds)}
-    body = _encode(_JSON_OUT.encode(payload).encode("ascii"))
-    token = f"{body}.{_tag(secret, body)}"
-    if len(token) > MAX_TOKEN_CHARS:
-        raise ValueError(f"a token must stay within {MAX_TOKEN_CHARS} characters; the claims are too big")
-    return token
+    """``TokenKey(secret).sign``, with the key made ready once per secret."""
+    return _key(secret).sign(kind, claims, now, ttl_seconds)
 
 
 def verify(token: str, kind: str, secret: bytes, now: float) -> dict:
-    """The claims of a genuine, unexpired token of ``kind`` (with ``iat`` and ``exp``), or ``InvalidToken``.
-
-    The signature is checked first, so ``expired`` and ``wrong_kind`` always describe a
-    token this service really issued.
-    """
-    _check_secret(secret)
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
-        raise InvalidToken("malformed")
-    parts = _TOKEN.fullmatch(token)
-    if parts is None:
-        raise InvalidToken("malformed")
-    body, tag = parts.groups()
-    if not hmac.compare_digest(_tag(secret, body), tag):
-        raise InvalidToken("bad_signature")
-    try:
-        text = _decode(body).decode("utf-8")
-        payload, end = _JSON_IN.raw_decode(text)
-    except (ValueError, binascii.Error, RecursionError):
-        raise InvalidToken("malformed") from None
-    if end != len(text):
-        raise InvalidToken("malformed")
-    if not (
-        isinstance(payload, dict)
-        and isinstance(payload.get("k"), str)
-        and _is_number(payload.get("iat"))
-        and _is_number(payload.get("exp"))
-    ):
-        raise InvalidToken("malformed")
-    if payload["k"] != kind:
-        raise InvalidToken("wrong_kind")
-    if not now < payload["exp"]:
-        raise InvalidToken("expired")
-    del payload["k"]
-    return payload
+    """``TokenKey(secret).verify``, with the key made ready once per secret."""
+    return _key(secret).verify(token, kind, now)
