@@ -1,11 +1,13 @@
 """Prometheus text for ``/metrics``: requests and latencies per route, seats, bookings by status
 (holds, sales, expiries, failures), the queue.
 
-Counted in the replica that served the request; with several replicas each reports its own.
+Counted in the replica that served the request; with several replicas each reports its own,
+and says which it is (``encore_replica_info``).
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -29,7 +31,8 @@ class Metrics:
         self._sums[(route, method)] += seconds
 
     def render(self, service, bookings_by_status: dict[str, int]) -> str:
-        lines = ["# TYPE encore_http_requests_total counter"]
+        lines = ["# TYPE encore_replica_info gauge", f'encore_replica_info{{pid="{os.getpid()}"}} 1']
+        lines.append("# TYPE encore_http_requests_total counter")
         for (route, method, status), count in sorted(self._requests.items()):
             lines.append(f'encore_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {count}')
         lines.append("# TYPE encore_http_request_seconds histogram")
@@ -58,4 +61,7 @@ class Metrics:
             lines.append(f'encore_queue_people{{state="{key}"}} {summary.get(key, 0)}')
         lines.append("# TYPE encore_queue_admit_rate gauge")
         lines.append(f"encore_queue_admit_rate {summary.get('rate', 0)}")
+        lines.append("# TYPE encore_queue_polls_total counter")
+        lines.append(f'encore_queue_polls_total{{tokens="remembered"}} {service.tokens.polls_remembered}')
+        lines.append(f'encore_queue_polls_total{{tokens="verified"}} {service.tokens.polls_verified}')
         return "\n".join(lines) + "\n"

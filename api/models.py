@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,39 @@ class QueueOut(BaseModel):
     eta_seconds: float
     poll_after_ms: int
     admission_token: str | None = None
+
+
+class QueueAnswer(NamedTuple):
+    """A ``QueueOut`` as the queue polls send it, up to 200,000 times a second at the brief's
+    peak: rendered straight to JSON, with the fields, order and types of ``QueueOut`` (a
+    property test compares the two), instead of building and dumping a pydantic model.
+
+    ``ticket`` and ``admission_token`` are tokens this service signed (``domain.tokens``):
+    base64url text and one dot, which JSON takes as it is.
+    """
+
+    ticket: str
+    state: str
+    ahead: int
+    eta_tenths: int
+    poll_after_ms: int
+    admission_token: str | None = None
+
+    @property
+    def eta_seconds(self) -> float:
+        return self.eta_tenths / 10
+
+    def render(self) -> bytes:
+        ticket, state, ahead, eta_tenths, poll_after_ms, admission_token = self
+        admission = "null" if admission_token is None else f'"{admission_token}"'
+        return (
+            f'{{"ticket":"{ticket}","state":"{state}","ahead":{ahead},"eta_seconds":{eta_tenths // 10}.{eta_tenths % 10},'
+            f'"poll_after_ms":{poll_after_ms},"admission_token":{admission}}}'
+        ).encode("ascii")
+
+    def out(self) -> QueueOut:
+        return QueueOut(ticket=self.ticket, state=self.state, ahead=self.ahead, eta_seconds=self.eta_seconds,
+                        poll_after_ms=self.poll_after_ms, admission_token=self.admission_token)
 
 
 class SectionOut(BaseModel):

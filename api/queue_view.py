@@ -13,7 +13,7 @@ import asyncio
 import bisect
 import logging
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from encore.settings import Settings
 
@@ -23,13 +23,16 @@ POLL_MS_MIN = 1000
 POLL_MS_MAX = 15_000
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     state: str
     ahead: int
-    eta_seconds: float
+    eta_tenths: int  # the expected wait in tenths of a second
     poll_after_ms: int
     admitted_until: float | None = None
+
+    @property
+    def eta_seconds(self) -> float:
+        return self.eta_tenths / 10
 
 
 class QueueView:
@@ -39,6 +42,7 @@ class QueueView:
         self._rate_default = settings.queue_admit_per_second
         self._interval = interval_ms / 1000
         self.summary: dict | None = None
+        self._before_first_summary = {"head": 1, "rate": self._rate_default, "drawing": 0, "opened": False, "opens_at": None}
         self._heads: list[int] = []
         self._times: list[float] = []
 
@@ -68,25 +72,27 @@ class QueueView:
 
     def position(self, number: int | None, now: float | None = None) -> Position:
         """Where ticket ``number`` stands (``None``: in the pre-opening draw)."""
-        now = time.time() if now is None else now
-        summary = self.summary or {"head": 1, "rate": self._rate_default, "drawing": 0, "opened": False, "opens_at": None}
+        summary = self.summary or self._before_first_summary
         rate = summary["rate"] or self._rate_default
+        if number is not None and number >= summary["head"]:
+            ahead = number - summary["head"]
+            return _waiting(ahead, ahead / rate)
+        now = time.time() if now is None else now
         if number is None:
             ahead = max(0, summary["drawing"] - 1)
-            wait = max(0.0, (summary["opens_at"] or now) - now) + ahead / rate
-            return Position("waiting", ahead, round(wait, 1), _poll_ms(wait))
-        if number >= summary["head"]:
-            ahead = number - summary["head"]
-            wait = ahead / rate
-            return Position("waiting", ahead, round(wait, 1), _poll_ms(wait))
+            return _waiting(ahead, max(0.0, (summary["opens_at"] or now) - now) + ahead / rate)
         admitted_at = self._admitted_at(number)
         if admitted_at is None or admitted_at + self._admission_seconds <= now:
-            return Position("expired", 0, 0.0, POLL_MS_MAX)
-        return Position("admitted", 0, 0.0, POLL_MS_MAX, admitted_at + self._admission_seconds)
+            return Position("expired", 0, 0, POLL_MS_MAX)
+        return Position("admitted", 0, 0, POLL_MS_MAX, admitted_at + self._admission_seconds)
 
     def _admitted_at(self, number: int) -> float | None:
         index = bisect.bisect_right(self._heads, number)
         return self._times[index] if index < len(self._times) else None
+
+
+def _waiting(ahead: int, wait_seconds: float) -> Position:
+    return Position("waiting", ahead, int(wait_seconds * 10 + 0.5), _poll_ms(wait_seconds))
 
 
 def _poll_ms(wait_seconds: float) -> int:

@@ -20,7 +20,7 @@ from actors.queue import start_queue
 from actors.seat_block import HoldRequest, start_block
 from api.auth import Caller, Tokens
 from api.batcher import Batcher
-from api.models import QueueOut, SectionOut, VenueOut
+from api.models import QueueAnswer, SectionOut, VenueOut
 from api.ratelimit import RateLimiter
 from api.errors import ApiError
 from api.idempotency import IdempotencyLedger
@@ -63,7 +63,8 @@ class BookingService:
         self.providers = providers_from_settings(
             settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
         )
-        self.tokens = Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds)
+        self.tokens = Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds,
+                             settings.pollers_remembered_max)
         self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute)
         self.idempotency = IdempotencyLedger(self.store)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max)
@@ -99,27 +100,26 @@ class BookingService:
 
     # ---- the waiting queue
 
-    async def join_queue(self, caller: Caller) -> QueueOut:
+    async def join_queue(self, caller: Caller) -> QueueAnswer:
         """Join (or rejoin: the same place comes back) and get a signed ticket to poll with."""
         standing = await self.joins.submit("queue", caller.member_id)
         if isinstance(standing, BookingError):
             raise ApiError(503, standing.code, standing.message, {"Retry-After": "5"})
         return self._queue_answer(caller, standing.number)
 
-    async def poll_queue(self, caller: Caller, ticket: str) -> QueueOut:
+    async def poll_queue(self, authorization: str | None, ticket: str) -> QueueAnswer:
         """Answered from the ticket and the cached head; only a ticket from before the opening
         draw asks the actor, once, for the number the draw gave it."""
-        claims = self.tokens.ticket_claims(ticket, caller)
-        number = claims.get("n")
+        caller, number = self.tokens.queue_poller(authorization, ticket)
         summary = self.queue_view.summary
         if number is None and summary is not None and summary["opened"]:
             [standing] = await self.queue.standings.remote([caller.member_id])
             if standing is None:
                 raise ApiError(403, "bad_ticket", "this ticket is no longer in the queue; join again")
-            number = standing.number
-        return self._queue_answer(caller, number, ticket if number == claims.get("n") else None)
+            return self._queue_answer(caller, standing.number)
+        return self._queue_answer(caller, number, ticket)
 
-    def _queue_answer(self, caller: Caller, number: int | None, ticket: str | None = None) -> QueueOut:
+    def _queue_answer(self, caller: Caller, number: int | None, ticket: str | None = None) -> QueueAnswer:
         """``ticket``: the one the caller holds, handed back unchanged (a poll signs nothing new)."""
         epoch = (self.queue_view.summary or {}).get("epoch", 0)
         position = self.queue_view.position(number)
@@ -127,10 +127,7 @@ class BookingService:
         admission = None
         if position.state == "admitted":
             admission = self.tokens.admission(caller.member_id, number, epoch, position.admitted_until)
-        return QueueOut(
-            ticket=ticket, state=position.state, ahead=position.ahead, eta_seconds=position.eta_seconds,
-            poll_after_ms=position.poll_after_ms, admission_token=admission,
-        )
+        return QueueAnswer(ticket, position.state, position.ahead, position.eta_tenths, position.poll_after_ms, admission)
 
     async def _join_batch(self, _key, member_ids: list[int]) -> list:
         return await self.queue.join_many.remote(member_ids)

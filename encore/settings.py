@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     queue_admit_per_second: float = Field(200, gt=0)
     admission_seconds: int = Field(600, ge=10)
     sale_opens_at: datetime | None = None
+    pollers_remembered_max: int = Field(
+        262_144, ge=0, le=4_194_304,
+        description="queue tickets whose verified session and ticket a replica keeps (about 600 bytes each; 0: none)",
+    )
 
     payment_providers: str = Field("mockpay,fakecard")
     payment_failure_rate: float = Field(0.0, ge=0, le=1)
