@@ -1,8 +1,9 @@
 """Per-member write limits: a token bucket per member, kept in the replica's memory.
 
-Each replica limits on its own (there is no shared counter to wait on), so a member spread
-over N replicas could write up to N times the rate; the proxy's round robin keeps that
-small, and the queue admits only so many people at once anyway.
+Each replica limits on its own (there is no shared counter to wait on). The proxy sends all
+of a member's requests to one replica (HAProxy hashes the bearer token, see
+``encore/cli.py``), so the count is in one place; only a member who logs in again may land
+on another replica and start a fresh bucket there.
 """
 
 from __future__ import annotations

@@ -1,16 +1,20 @@
 """Many clients at once over real HTTP, on MariaDB: no double sale, the per-member cap, idempotency.
 
-One service for the module (the default 180-second hold, so nothing expires under the test).
-Each test uses its own section of the hall, so the tests do not see each other's seats.
+One service for the module, with two ingress replicas behind HAProxy, so that racing requests
+are decided by two replicas' batchers at once (and the default 180-second hold, so nothing
+expires under the test). Each test uses its own section of the hall, so the tests do not see
+each other's seats. The last tests show that a member's requests all reach one replica.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+import httpx
 import pymysql
 import pytest
 
@@ -20,6 +24,9 @@ from tests.e2e.helpers import admin, all_at_once, crowd, events_of, my_events, s
 pytestmark = pytest.mark.slow
 
 RACERS = 30
+REPLICAS = 2
+WRITES_PER_MINUTE = 120
+SERVICE_SETTINGS = {"ingress_replicas": REPLICAS, "rate_limit_writes_per_minute": WRITES_PER_MINUTE}
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +292,45 @@ def test_same_key_while_the_first_still_runs_is_409(service, starts):
     assert replay.headers.get("Idempotency-Replayed") == "true"
     assert len(my_events(buyer, type="payment_started")) == 1
     assert buyer.booking(booking_id)["payment"]["payment_id"] == answer.json()["payment_id"]
+
+
+# ---- one member, one replica
+
+
+def replica_counters(service) -> dict[str, dict[str, int]]:
+    """Each replica's poll counters by its pid (``/metrics`` reaches one replica at a time)."""
+    seen: dict[str, dict[str, int]] = {}
+    for _ in range(50):
+        text = httpx.get(f"{service.url}/metrics", timeout=10).text
+        pid = re.search(r'encore_replica_info\{pid="(\d+)"\}', text).group(1)
+        seen[pid] = {m[0]: int(m[1]) for m in re.findall(r'encore_queue_polls_total\{tokens="(\w+)"\} (\d+)', text)}
+        if len(seen) == REPLICAS:
+            return seen
+    raise AssertionError(f"only {len(seen)} of {REPLICAS} replicas answered /metrics")
+
+
+def test_a_members_polls_reach_one_replica_which_remembers_them(service):
+    person = Person(service)
+    ticket = person.http.post("/api/queue").json()["ticket"]
+    before = replica_counters(service)
+    for _ in range(10):
+        assert person.http.get("/api/queue", params={"ticket": ticket}).status_code == 200
+    after = replica_counters(service)
+    moved = sorted(
+        (after[pid]["remembered"] - before[pid]["remembered"], after[pid]["verified"] - before[pid]["verified"])
+        for pid in after
+    )
+    assert moved == [(0, 0), (9, 1)], "one replica checked the tokens once and answered the rest from memory"
+
+
+def test_a_members_write_limit_is_counted_in_one_place(service):
+    person = Person(service)
+    person.queue_until_admitted(60)
+    burst = WRITES_PER_MINUTE // 6
+    started = time.monotonic()
+    answers = [person.hold([]) for _ in range(3 * burst)]  # refused as invalid, but counted first
+    refilled = (time.monotonic() - started) * WRITES_PER_MINUTE / 60
+    allowed = [a for a in answers if a.status_code != 429]
+    assert all(a.status_code == 422 for a in allowed), [a.text for a in allowed]
+    assert burst <= len(allowed) <= burst + refilled + 1, f"{len(allowed)} writes passed a burst of {burst} (one per replica?)"
+    assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
