@@ -3,14 +3,21 @@
 Session tokens and tickets are minted with the service's own secret (the benchmark starts the
 service and knows it), so 200,000 distinct members can join without 200,000 argon2 sign-ups.
 Joins go to the queue actor in batches; polls must never reach it, so they should run at
-about the speed of the constant route (target ≥ 90%). The two are measured in turns, under
-the same background (the queue admitting and saving): each round's polls are divided by
-the constant route measured just before and just after them, and the rounds' ratios are
-summed up by their median. The constant route is also sent the polls' very requests (same
-Lua script, headers and query), which shows what the polls cost the service beyond what the
-client and the proxy pay. The queue's gauges are sampled from ``/metrics`` throughout:
-joins/s is everyone-in-line over the time it took, and the admission rate is measured over
-the intervals in which people were still waiting, which gives the time to admit everybody.
+about the speed of the constant route (target ≥ 90%).
+
+A waiting person polls every few seconds for the whole wait, so the polls are measured in two
+phases. First everyone polls once, in turn: the replica that a person's requests reach
+checks both of their tokens. Then people poll again, as they do about ten times over a wait:
+that replica remembers the pair (``api.auth.Tokens.queue_poller``). ``/metrics`` tells how
+many polls of each phase were answered from memory. The machine is shared and its speed drifts by a third
+within a minute, so polls and the static route are measured in short turns, under the same
+background (the queue admitting and saving): each poll run is divided by the static runs
+just before and after it, and a phase's ratios are summed up by their median. In the second
+phase the static route is also sent the polls' very requests (same headers and query),
+which shows what the polls cost the service beyond the request's size. The queue's gauges
+are sampled throughout: joins/s is everyone-in-line over the time it took, and the admission
+rate is measured over the intervals in which people were still waiting, which gives the time
+to admit everybody.
 
     python -m loadtest.bench_queue [--people 200000] [--admit-per-second 200] [--replicas 2]
 """
@@ -23,6 +30,7 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -52,21 +60,48 @@ end
 
 JOIN_SECONDS_MAX = 1800
 
+# Each wrk thread takes every THREADS-th person from FIRST on (FIRST is 0-based) and formats
+# their requests before the clock starts, so the load generator spends no more per poll than
+# per static request; a thread that reaches the end of the line starts again at its beginning.
 POLL_LUA = r"""
-index = 0
+init = function(args)
+  local id = tonumber(wrk.thread:get("id")) or 0
+  requests = {}
+  for i = 1 + id, #people, THREADS do
+    local token, ticket = people[i]:match("([^ ]+) ([^ ]+)")
+    requests[#requests + 1] = wrk.format("GET", PATH .. "?ticket=" .. ticket, {["Authorization"] = "Bearer " .. token})
+  end
+  people = nil
+  index = math.floor(FIRST / THREADS)
+end
 request = function()
   index = index + 1
-  if index > #people then index = 1 end
-  local token, ticket = people[index]:match("([^ ]+) ([^ ]+)")
-  return wrk.format("GET", PATH .. "?ticket=" .. ticket, {["Authorization"] = "Bearer " .. token})
+  if index > #requests then index = 1 end
+  return requests[index]
 end
 """
 
+THREADS = 2
+COLD_SECONDS_MAX = 600  # for the first polls: everyone's, unless this runs out first
+METRICS_READS_MAX = 20
 
 
 def queue_gauges(base_url: str) -> dict[str, float]:
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
     return {m[0]: float(m[1]) for m in re.findall(r'encore_queue_people\{state="(\w+)"\} ([\d.]+)', text)}
+
+
+def poll_counters(base_url: str, replicas: int) -> dict[str, int]:
+    """Polls answered from memory and polls verified, summed over the replicas (each counts its
+    own, and ``/metrics`` reaches one replica at a time)."""
+    seen: dict[str, dict[str, int]] = {}
+    for _ in range(METRICS_READS_MAX):
+        text = httpx.get(f"{base_url}/metrics", timeout=10).text
+        pid = re.search(r'encore_replica_info\{pid="(\d+)"\}', text).group(1)
+        seen[pid] = {m[0]: int(m[1]) for m in re.findall(r'encore_queue_polls_total\{tokens="(\w+)"\} (\d+)', text)}
+        if len(seen) >= replicas:
+            break
+    return {kind: sum(counts.get(kind, 0) for counts in seen.values()) for kind in ("remembered", "verified")}
 
 
 class QueueWatch:
@@ -103,13 +138,48 @@ class QueueWatch:
         return self.all_joined_at is not None
 
 
+@dataclass
+class Phase:
+    """The poll runs of one phase, each with the static runs around it and its share of
+    polls answered from memory."""
+
+    name: str
+    statics: list[wrk.Result] = field(default_factory=list)
+    polls: list[wrk.Result] = field(default_factory=list)
+    shaped: list[wrk.Result] = field(default_factory=list)
+    remembered: int = 0
+    verified: int = 0
+
+    def of_static(self) -> list[float]:
+        rates = [r.per_second for r in self.statics]
+        return [poll.per_second / ((before + after) / 2) for poll, before, after in zip(self.polls, rates, rates[1:])]
+
+    def of_shaped(self) -> list[float]:
+        return [poll.per_second / shaped.per_second for poll, shaped in zip(self.polls, self.shaped)]
+
+    def summary(self) -> str:
+        polls = sum(r.requests for r in self.polls)
+        ratios = self.of_static()
+        line = (f"{self.name}: {polls:,} polls in {len(self.polls)} runs, "
+                f"{self.remembered / max(1, self.remembered + self.verified):.0%} answered from remembered tokens; "
+                f"median {statistics.median(r.per_second for r in self.polls):,.0f} polls/s = median "
+                f"{statistics.median(ratios):.1%} of the static route just before and after them "
+                f"(runs: {', '.join(f'{r:.0%}' for r in ratios)}; target ≥ 90%)")
+        if self.shaped:
+            shaped = self.of_shaped()
+            line += (f"; median {statistics.median(shaped):.1%} of the static route sent the polls' very requests "
+                     f"(runs: {', '.join(f'{r:.0%}' for r in shaped)})")
+        return line
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=200_000)
     parser.add_argument("--admit-per-second", type=float, default=Settings.model_fields["queue_admit_per_second"].default,
                         help="ENCORE_QUEUE_ADMIT_PER_SECOND (default: the service's own default)")
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of static / poll / static with the polls' requests")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--warm-rounds", type=int, default=6,
+                        help="rounds of static / polls / static with the polls' requests once everyone has polled")
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--replicas", type=int, default=2, help="ingress replicas (ENCORE_INGRESS_REPLICAS)")
     args = parser.parse_args(argv)
@@ -131,16 +201,15 @@ def run(service, args, folder: Path) -> None:
     sessions = [tokens.session(m, "user") for m in members]
     people = folder / "people.txt"
     people.write_text("\n".join(sessions) + "\n")
-    threads = 2
 
     wrk.warm_up(service.url, args.connections)
     quiet = wrk.run("static route, before the joins", f"{service.url}/static-ceiling", args.seconds, args.connections)
     join_script = (
-        wrk.lua_string_list("people", people) + f"THREADS = {threads}\nPER_THREAD = {args.people // threads}\n"
+        wrk.lua_string_list("people", people) + f"THREADS = {THREADS}\nPER_THREAD = {args.people // THREADS}\n"
         + JOIN_LUA
     )
     with QueueWatch(service.url, args.people) as watch:
-        joins = wrk.run("POST /api/queue (join)", f"{service.url}/api/queue", JOIN_SECONDS_MAX, args.connections, threads,
+        joins = wrk.run("POST /api/queue (join)", f"{service.url}/api/queue", JOIN_SECONDS_MAX, args.connections, THREADS,
                         join_script, until=watch.everyone_joined)
         joined_seconds = (watch.all_joined_at or time.monotonic()) - watch.started
 
@@ -148,38 +217,51 @@ def run(service, args, folder: Path) -> None:
         polls_file.write_text(
             "\n".join(f"{s} {tokens.ticket(m, m, 0, 3600)}" for m, s in zip(members, sessions)) + "\n"
         )
-        # rounds of the ceiling, the polls and the polls' very requests sent to the ceiling, and
-        # the ceiling once more at the end: the queue actor is admitting and saving meanwhile
-        # and the machine is shared, so each round's polls are divided by the ceiling measured
-        # just before and just after them, and the rounds' ratios are summed up by their median
-        poll_script = wrk.lua_string_list("people", polls_file) + POLL_LUA
-        rounds = {"static": [], "poll": [], "shaped": []}
-        for round_number in range(1, args.rounds + 1):
-            rounds["static"].append(static_run(service.url, f"#{round_number}", args))
-            rounds["poll"].append(wrk.run(f"GET /api/queue (poll) #{round_number}", f"{service.url}/api/queue",
-                                          args.seconds, args.connections, script=f'PATH = "/api/queue"\n{poll_script}'))
-            rounds["shaped"].append(wrk.run(f"static, poll requests #{round_number}", f"{service.url}/static-ceiling",
-                                            args.seconds, args.connections, script=f'PATH = "/static-ceiling"\n{poll_script}'))
-        rounds["static"].append(static_run(service.url, "(closing)", args))
+        people_polls = wrk.lua_string_list("people", polls_file) + f"THREADS = {THREADS}\n"
+        timeline: list[wrk.Result] = []
+
+        def measured(result: wrk.Result) -> wrk.Result:
+            timeline.append(result)
+            return result
+
+        def static_run(label: str) -> wrk.Result:
+            return measured(wrk.run(f"static route (ceiling) {label}", f"{service.url}/static-ceiling", args.seconds,
+                                    args.connections))
+
+        def poll_run(label: str, path: str, first: int, phase: Phase | None = None) -> wrk.Result:
+            """People's polls from the ``first``-th person on, sent to ``path``."""
+            before = poll_counters(service.url, args.replicas)
+            result = measured(wrk.run(label, f"{service.url}{path}", args.seconds, args.connections, THREADS,
+                                      f'PATH = "{path}"\nFIRST = {first % args.people}\n{people_polls}{POLL_LUA}'))
+            if phase is not None:
+                after = poll_counters(service.url, args.replicas)
+                phase.remembered += after["remembered"] - before["remembered"]
+                phase.verified += after["verified"] - before["verified"]
+            return result
+
+        cold, warm = Phase("first polls"), Phase("polls again")
+        first, cold_until = 0, time.monotonic() + COLD_SECONDS_MAX
+        while first < args.people and time.monotonic() < cold_until:
+            cold.statics.append(static_run(f"(first polls #{len(cold.polls) + 1})"))
+            cold.polls.append(poll_run(f"GET /api/queue, first #{len(cold.polls) + 1}", "/api/queue", first, cold))
+            first += cold.polls[-1].requests
+        cold.statics.append(static_run("(after the first polls)"))
+        warm.statics.append(cold.statics[-1])
+        for number in range(1, args.warm_rounds + 1):
+            warm.polls.append(poll_run(f"GET /api/queue, again #{number}", "/api/queue", first, warm))
+            warm.shaped.append(poll_run(f"static, poll requests #{number}", "/static-ceiling", first))
+            warm.statics.append(static_run(f"(polls again #{number})"))
+            first += warm.polls[-1].requests
     admitted_per_second, window = admission_rate(watch.samples)
 
     print(f"\n{args.people:,} people through {service.url}, {args.replicas} ingress replica(s), {args.connections} connections")
     print(quiet.line())
     print(joins.line())
-    for results in zip(*rounds.values()):
-        for result in results:
-            print(result.line())
-    print(rounds["static"][-1].line())
-    statics = [r.per_second for r in rounds["static"]]
-    polls = [r.per_second for r in rounds["poll"]]
-    of_static = [poll / ((before + after) / 2) for poll, before, after in zip(polls, statics, statics[1:])]
-    of_shaped = [poll / shaped.per_second for poll, shaped in zip(polls, rounds["shaped"])]
+    for result in timeline:
+        print(result.line())
     print(f"\njoins: all {args.people:,} in line after {joined_seconds:,.1f} s = {args.people / joined_seconds:,.0f} joins/s")
-    print(f"polls: median {statistics.median(polls):,.0f} req/s; median {statistics.median(of_static):.1%} of the static route "
-          f"run just before and after them (rounds: {', '.join(f'{r:.0%}' for r in of_static)}; target ≥ 90%); median "
-          f"{statistics.median(of_shaped):.1%} of the static route sent the polls' very requests right after them "
-          f"(rounds: {', '.join(f'{r:.0%}' for r in of_shaped)}); "
-          f"{statistics.median(polls) / quiet.per_second:.1%} of the quiet front before the joins")
+    print(cold.summary())
+    print(warm.summary())
     if admitted_per_second is None:
         print("admission: nobody was left waiting in any sample (admission kept pace with the joins)")
     else:
@@ -187,10 +269,6 @@ def run(service, args, folder: Path) -> None:
               f"(configured {args.admit_per_second:,.0f}/s); admitting all {args.people:,} takes "
               f"{args.people / args.admit_per_second:,.0f} s at the configured rate, "
               f"{args.people / max(admitted_per_second, 1e-9):,.0f} s at the measured one")
-
-
-def static_run(base_url: str, label: str, args) -> wrk.Result:
-    return wrk.run(f"static route (ceiling) {label}", f"{base_url}/static-ceiling", args.seconds, args.connections)
 
 
 def admission_rate(samples: list[tuple[float, dict[str, float]]]) -> tuple[float | None, float]:
