@@ -1,9 +1,11 @@
 """Per-member write limits: a token bucket per member, kept in the replica's memory.
 
-Each replica limits on its own (there is no shared counter to wait on). The proxy sends all
-of a member's requests to one replica (HAProxy hashes the bearer token, see
-``encore/cli.py``), so the count is in one place; only a member who logs in again may land
-on another replica and start a fresh bucket there.
+There is no shared counter to wait on: each replica keeps a bucket for a member holding its
+share of the limit (the limit ÷ the ingress replicas). HAProxy's leastconn spreads a member's
+requests over the replicas, so together they never let more than the limit through; a member
+whose requests happen to crowd onto one replica meets its share a little early. (Sending a
+member's requests to one replica by hashing the bearer token would count in one place, but
+measured on this machine it put the seat map's p95 over 150 ms: see ``encore/cli.py``.)
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ MEMBERS_TRACKED_MAX = 100_000
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int):
-        self._rate = per_minute / 60.0
-        self._burst = max(1.0, per_minute / 6.0)
+    def __init__(self, per_minute: int, replicas: int = 1):
+        share = per_minute / replicas
+        self._rate = share / 60.0
+        self._burst = max(1.0, share / 6.0)
         self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
 
     def check(self, member_id: int, now: float) -> None:

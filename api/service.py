@@ -65,7 +65,7 @@ class BookingService:
         )
         self.tokens = Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds,
                              settings.pollers_remembered_max)
-        self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute)
+        self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas)
         self.idempotency = IdempotencyLedger(self.store)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max)
         self.venue_out = VenueOut(

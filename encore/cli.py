@@ -33,11 +33,11 @@ FRONT_ENVIRONMENT = {
     # ones: 256 connections opened at once waited up to 6 s (measured; asyncio's own loop
     # accepts them in one batch, p99 231 ms at the same throughput)
     "RAY_USE_UVLOOP": "0",
-    # A member's requests all reach one replica (HAProxy hashes the bearer token; requests
-    # without one go round-robin): the replica that checked a waiting person's tokens once
-    # answers every later poll from memory, and a member's write rate limit is counted in
-    # one place instead of once per replica
-    "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "hdr(Authorization)",
+    # Each request goes to the replica with the fewest in flight, which steers around a replica
+    # that has lost its core for a moment. Hashing the bearer token (hdr(Authorization), one
+    # replica per member, round robin for anonymous reads) put the seat map's p95 at 158-197 ms
+    # in four runs of bench_http against 78-125 ms with leastconn (2026-12-03)
+    "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "leastconn",
 }
 
 

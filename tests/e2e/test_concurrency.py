@@ -3,7 +3,8 @@
 One service for the module, with two ingress replicas behind HAProxy, so that racing requests
 are decided by two replicas' batchers at once (and the default 180-second hold, so nothing
 expires under the test). Each test uses its own section of the hall, so the tests do not see
-each other's seats. The last tests show that a member's requests all reach one replica.
+each other's seats. The last tests show what two replicas share about one member: each checks
+a waiting person's tokens once, and together they keep the member's write limit.
 """
 
 from __future__ import annotations
@@ -294,7 +295,7 @@ def test_same_key_while_the_first_still_runs_is_409(service, starts):
     assert buyer.booking(booking_id)["payment"]["payment_id"] == answer.json()["payment_id"]
 
 
-# ---- one member, one replica
+# ---- one member, two replicas
 
 
 def replica_counters(service) -> dict[str, dict[str, int]]:
@@ -309,21 +310,20 @@ def replica_counters(service) -> dict[str, dict[str, int]]:
     raise AssertionError(f"only {len(seen)} of {REPLICAS} replicas answered /metrics")
 
 
-def test_a_members_polls_reach_one_replica_which_remembers_them(service):
+def test_each_replica_checks_a_waiting_persons_tokens_once(service):
     person = Person(service)
     ticket = person.http.post("/api/queue").json()["ticket"]
     before = replica_counters(service)
     for _ in range(10):
         assert person.http.get("/api/queue", params={"ticket": ticket}).status_code == 200
     after = replica_counters(service)
-    moved = sorted(
-        (after[pid]["remembered"] - before[pid]["remembered"], after[pid]["verified"] - before[pid]["verified"])
-        for pid in after
-    )
-    assert moved == [(0, 0), (9, 1)], "one replica checked the tokens once and answered the rest from memory"
+    verified = [after[pid]["verified"] - before[pid]["verified"] for pid in after]
+    remembered = [after[pid]["remembered"] - before[pid]["remembered"] for pid in after]
+    assert sum(verified) + sum(remembered) == 10
+    assert 1 <= sum(verified) and max(verified) <= 1, f"tokens checked {verified} times per replica"
 
 
-def test_a_members_write_limit_is_counted_in_one_place(service):
+def test_a_members_write_limit_holds_across_replicas(service):
     person = Person(service)
     person.queue_until_admitted(60)
     burst = WRITES_PER_MINUTE // 6
@@ -332,5 +332,5 @@ def test_a_members_write_limit_is_counted_in_one_place(service):
     refilled = (time.monotonic() - started) * WRITES_PER_MINUTE / 60
     allowed = [a for a in answers if a.status_code != 429]
     assert all(a.status_code == 422 for a in allowed), [a.text for a in allowed]
-    assert burst <= len(allowed) <= burst + refilled + 1, f"{len(allowed)} writes passed a burst of {burst} (one per replica?)"
+    assert burst // REPLICAS <= len(allowed) <= burst + refilled + 1, f"{len(allowed)} writes passed a burst of {burst}"
     assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
