@@ -6,10 +6,12 @@ Joins go to the queue actor in batches; polls must never reach it, so they shoul
 about the speed of the constant route (target ≥ 90%).
 
 A waiting person polls every few seconds for the whole wait, so the polls are measured in two
-phases. First everyone polls once, in turn: the replica that a person's requests reach
-checks both of their tokens. Then people poll again, as they do about ten times over a wait:
-that replica remembers the pair (``api.auth.Tokens.queue_poller``). ``/metrics`` tells how
-many polls of each phase were answered from memory. The machine is shared and its speed drifts by a third
+phases. First everyone polls once, in turn: the replica that a person's poll reaches checks
+both of their tokens. Then the people reached in the first turn of the second phase poll
+again in every turn, once every ~15 s, as they do many times over a wait: each replica
+remembers the pairs it has checked (``api.auth.Tokens.queue_poller``), and HAProxy's
+leastconn sends a person's polls to either, so the share answered from memory grows from
+turn to turn (about a half, three quarters, ...); ``/metrics`` tells it for every turn. The machine is shared and its speed drifts by a third
 within a minute, so polls and the static route are measured in short turns, under the same
 background (the queue admitting and saving): each poll run is divided by the static runs
 just before and after it, and a phase's ratios are summed up by their median. In the second
@@ -147,8 +149,11 @@ class Phase:
     statics: list[wrk.Result] = field(default_factory=list)
     polls: list[wrk.Result] = field(default_factory=list)
     shaped: list[wrk.Result] = field(default_factory=list)
-    remembered: int = 0
-    verified: int = 0
+    answered: list[tuple[int, int]] = field(default_factory=list)  # (remembered, verified) per poll run
+
+    def remembered_share(self, runs: list[tuple[int, int]]) -> float:
+        remembered = sum(r for r, _ in runs)
+        return remembered / max(1, remembered + sum(v for _, v in runs))
 
     def of_static(self) -> list[float]:
         rates = [r.per_second for r in self.statics]
@@ -161,7 +166,8 @@ class Phase:
         polls = sum(r.requests for r in self.polls)
         ratios = self.of_static()
         line = (f"{self.name}: {polls:,} polls in {len(self.polls)} runs, "
-                f"{self.remembered / max(1, self.remembered + self.verified):.0%} answered from remembered tokens; "
+                f"{self.remembered_share(self.answered):.0%} answered from remembered tokens "
+                f"(runs: {', '.join(f'{self.remembered_share([run]):.0%}' for run in self.answered)}); "
                 f"median {statistics.median(r.per_second for r in self.polls):,.0f} polls/s = median "
                 f"{statistics.median(ratios):.1%} of the static route just before and after them "
                 f"(runs: {', '.join(f'{r:.0%}' for r in ratios)}; target ≥ 90%)")
@@ -178,8 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admit-per-second", type=float, default=Settings.model_fields["queue_admit_per_second"].default,
                         help="ENCORE_QUEUE_ADMIT_PER_SECOND (default: the service's own default)")
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
-    parser.add_argument("--warm-rounds", type=int, default=6,
-                        help="rounds of static / polls / static with the polls' requests once everyone has polled")
+    parser.add_argument("--warm-rounds", type=int, default=8,
+                        help="rounds of polls / static with the polls' requests / static once everyone has polled; "
+                             "the same people poll in every round")
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--replicas", type=int, default=2, help="ingress replicas (ENCORE_INGRESS_REPLICAS)")
     args = parser.parse_args(argv)
@@ -235,8 +242,7 @@ def run(service, args, folder: Path) -> None:
                                       f'PATH = "{path}"\nFIRST = {first % args.people}\n{people_polls}{POLL_LUA}'))
             if phase is not None:
                 after = poll_counters(service.url, args.replicas)
-                phase.remembered += after["remembered"] - before["remembered"]
-                phase.verified += after["verified"] - before["verified"]
+                phase.answered.append((after["remembered"] - before["remembered"], after["verified"] - before["verified"]))
             return result
 
         cold, warm = Phase("first polls"), Phase("polls again")
@@ -251,7 +257,6 @@ def run(service, args, folder: Path) -> None:
             warm.polls.append(poll_run(f"GET /api/queue, again #{number}", "/api/queue", first, warm))
             warm.shaped.append(poll_run(f"static, poll requests #{number}", "/static-ceiling", first))
             warm.statics.append(static_run(f"(polls again #{number})"))
-            first += warm.polls[-1].requests
     admitted_per_second, window = admission_rate(watch.samples)
 
     print(f"\n{args.people:,} people through {service.url}, {args.replicas} ingress replica(s), {args.connections} connections")
