@@ -11,6 +11,7 @@ a worker thread so that one login never stalls the replica's event loop.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ class Tokens:
         each); only the very same two strings are answered from memory.
         """
         remembered = self._pollers.get(ticket)
-        if remembered is not None and remembered[0] == authorization and time.time() < remembered[3]:
+        if remembered is not None and _same(remembered[0], authorization) and time.time() < remembered[3]:
             self.polls_remembered += 1
             return remembered[1], remembered[2]
         self.polls_verified += 1
@@ -128,3 +129,12 @@ class Tokens:
         if claims.get("m") != caller.member_id:
             raise ApiError(403, code, f"{what} belongs to someone else")
         return claims
+
+
+def _same(remembered_authorization: str, authorization: str | None) -> bool:
+    """Compared in constant time: someone holding another person's ticket must not learn their
+    session token from how long a wrong one takes to be refused."""
+    try:
+        return authorization is not None and hmac.compare_digest(remembered_authorization, authorization)
+    except TypeError:  # not ASCII: not the header that was remembered
+        return False

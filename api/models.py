@@ -46,8 +46,8 @@ class QueueOut(BaseModel):
 
 
 class QueueAnswer(NamedTuple):
-    """A ``QueueOut`` as the queue polls send it, up to 200,000 times a second at the brief's
-    peak: rendered straight to JSON, with the fields, order and types of ``QueueOut`` (a
+    """A ``QueueOut`` as the queue polls send it, tens of thousands of times a second at the
+    brief's peak: rendered straight to JSON, with the fields, order and types of ``QueueOut`` (a
     property test compares the two), instead of building and dumping a pydantic model.
 
     ``ticket`` and ``admission_token`` are tokens this service signed (``domain.tokens``):

@@ -73,8 +73,8 @@ def run(name: str, url: str, seconds: int = 10, connections: int = 256, threads:
     starting the thread before, and starts its clock after the last, so the first thread
     sends requests that are counted against a duration that leaves them out. With a script
     that loads 200,000 people, two threads reported 3,785 and 5,266 req/s where one thread
-    reported 2,367 and 2,445 (poll-shaped requests to the static route, runs alternated). One thread drives
-    256 connections at these rates with a few percent of a core.
+    reported 2,367 and 2,445 (poll-shaped requests to the static route, runs alternated).
+    One thread drives 256 connections at these rates with a few percent of a core.
 
     ``until``, checked twice a second, ends the run early (wrk stops on SIGINT and still
     reports): wrk itself always sleeps its whole duration, even when every thread is done.

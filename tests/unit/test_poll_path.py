@@ -99,6 +99,10 @@ def test_a_remembered_ticket_still_belongs_to_its_member_alone():
     with pytest.raises(ApiError) as refused:
         remembering.queue_poller("Bearer forged." + "A" * 22, ticket)
     assert (refused.value.status, refused.value.code) == (401, "unauthorized")
+    for no_session in (None, "Bearer é", ""):
+        with pytest.raises(ApiError) as refused:
+            remembering.queue_poller(no_session, ticket)
+        assert (refused.value.status, refused.value.code) == (401, "unauthorized")
     assert remembering.queue_poller(bearer(7), ticket)[0].member_id == 7
 
 
