@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -58,6 +59,18 @@ class LiveService:
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def poll_counters(self, replicas: int, reads_max: int = 50) -> dict[str, dict[str, int]]:
+        """Each replica's queue-poll counters (``remembered``, ``verified``) by its pid: each
+        replica counts its own, and one read of ``/metrics`` reaches one replica."""
+        seen: dict[str, dict[str, int]] = {}
+        for _ in range(reads_max):
+            text = httpx.get(f"{self.url}/metrics", timeout=10).text
+            pid = re.search(r'encore_replica_info\{pid="(\d+)"\}', text).group(1)
+            seen[pid] = {m[0]: int(m[1]) for m in re.findall(r'encore_queue_polls_total\{tokens="(\w+)"\} (\d+)', text)}
+            if len(seen) == replicas:
+                return seen
+        raise RuntimeError(f"only {len(seen)} of {replicas} replicas answered /metrics in {reads_max} reads")
 
 
 def wait_until_port_free(port: int, seconds: float = 60) -> None:

@@ -11,10 +11,12 @@ both of their tokens. Then the people reached in the first turn of the second ph
 again in every turn, once every ~15 s, as they do many times over a wait: each replica
 remembers the pairs it has checked (``api.auth.Tokens.queue_poller``), and HAProxy's
 leastconn sends a person's polls to either, so the share answered from memory grows from
-turn to turn (about a half, three quarters, ...); ``/metrics`` tells it for every turn. The machine is shared and its speed drifts by a third
-within a minute, so polls and the static route are measured in short turns, under the same
-background (the queue admitting and saving): each poll run is divided by the static runs
-just before and after it, and a phase's ratios are summed up by their median. In the second
+turn to turn (about a half, three quarters, ...); ``/metrics`` tells it for every turn.
+
+The machine is shared and its speed drifts by a third within a minute, so polls and the
+static route are measured in short turns, under the same background (the queue admitting
+and saving): each poll run is divided by the static runs just before and after it, and a
+phase's ratios are summed up by their median. In the second
 phase the static route is also sent the polls' very requests (same headers and query),
 which shows what the polls cost the service beyond the request's size. The queue's gauges
 are sampled throughout: joins/s is everyone-in-line over the time it took, and the admission
@@ -85,25 +87,11 @@ end
 
 THREADS = 1  # see loadtest/wrk.py: a second thread would be counted before the clock starts
 COLD_SECONDS_MAX = 600  # for the first polls: everyone's, unless this runs out first
-METRICS_READS_MAX = 20
 
 
 def queue_gauges(base_url: str) -> dict[str, float]:
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
     return {m[0]: float(m[1]) for m in re.findall(r'encore_queue_people\{state="(\w+)"\} ([\d.]+)', text)}
-
-
-def poll_counters(base_url: str, replicas: int) -> dict[str, int]:
-    """Polls answered from memory and polls verified, summed over the replicas (each counts its
-    own, and ``/metrics`` reaches one replica at a time)."""
-    seen: dict[str, dict[str, int]] = {}
-    for _ in range(METRICS_READS_MAX):
-        text = httpx.get(f"{base_url}/metrics", timeout=10).text
-        pid = re.search(r'encore_replica_info\{pid="(\d+)"\}', text).group(1)
-        seen[pid] = {m[0]: int(m[1]) for m in re.findall(r'encore_queue_polls_total\{tokens="(\w+)"\} (\d+)', text)}
-        if len(seen) >= replicas:
-            break
-    return {kind: sum(counts.get(kind, 0) for counts in seen.values()) for kind in ("remembered", "verified")}
 
 
 class QueueWatch:
@@ -140,6 +128,18 @@ class QueueWatch:
         return self.all_joined_at is not None
 
 
+def poll_counts(service, replicas: int) -> dict[str, int]:
+    """Polls answered from memory and polls verified, summed over the replicas."""
+    by_replica = service.poll_counters(replicas).values()
+    return {kind: sum(counts.get(kind, 0) for counts in by_replica) for kind in ("remembered", "verified")}
+
+
+def remembered_share(runs: list[tuple[int, int]]) -> float:
+    """The share of the polls of ``runs`` ((remembered, verified) each) answered from memory."""
+    remembered = sum(r for r, _ in runs)
+    return remembered / max(1, remembered + sum(v for _, v in runs))
+
+
 @dataclass
 class Phase:
     """The poll runs of one phase, each with the static runs around it and its share of
@@ -150,10 +150,6 @@ class Phase:
     polls: list[wrk.Result] = field(default_factory=list)
     shaped: list[wrk.Result] = field(default_factory=list)
     answered: list[tuple[int, int]] = field(default_factory=list)  # (remembered, verified) per poll run
-
-    def remembered_share(self, runs: list[tuple[int, int]]) -> float:
-        remembered = sum(r for r, _ in runs)
-        return remembered / max(1, remembered + sum(v for _, v in runs))
 
     def of_static(self) -> list[float]:
         rates = [r.per_second for r in self.statics]
@@ -166,8 +162,8 @@ class Phase:
         polls = sum(r.requests for r in self.polls)
         ratios = self.of_static()
         line = (f"{self.name}: {polls:,} polls in {len(self.polls)} runs, "
-                f"{self.remembered_share(self.answered):.0%} answered from remembered tokens "
-                f"(runs: {', '.join(f'{self.remembered_share([run]):.0%}' for run in self.answered)}); "
+                f"{remembered_share(self.answered):.0%} answered from remembered tokens "
+                f"(runs: {', '.join(f'{remembered_share([run]):.0%}' for run in self.answered)}); "
                 f"median {statistics.median(r.per_second for r in self.polls):,.0f} polls/s = median "
                 f"{statistics.median(ratios):.1%} of the static route just before and after them "
                 f"(runs: {', '.join(f'{r:.0%}' for r in ratios)}; target ≥ 90%)")
@@ -237,11 +233,11 @@ def run(service, args, folder: Path) -> None:
 
         def poll_run(label: str, path: str, first: int, phase: Phase | None = None) -> wrk.Result:
             """People's polls from the ``first``-th person on, sent to ``path``."""
-            before = poll_counters(service.url, args.replicas)
+            before = poll_counts(service, args.replicas)
             result = measured(wrk.run(label, f"{service.url}{path}", args.seconds, args.connections, THREADS,
                                       f'PATH = "{path}"\nFIRST = {first % args.people}\n{people_polls}{POLL_LUA}'))
             if phase is not None:
-                after = poll_counters(service.url, args.replicas)
+                after = poll_counts(service, args.replicas)
                 phase.answered.append((after["remembered"] - before["remembered"], after["verified"] - before["verified"]))
             return result
 

@@ -9,7 +9,6 @@ a waiting person's tokens once, and together they keep the member's write limit.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -298,25 +297,13 @@ def test_same_key_while_the_first_still_runs_is_409(service, starts):
 # ---- one member, two replicas
 
 
-def replica_counters(service) -> dict[str, dict[str, int]]:
-    """Each replica's poll counters by its pid (``/metrics`` reaches one replica at a time)."""
-    seen: dict[str, dict[str, int]] = {}
-    for _ in range(50):
-        text = httpx.get(f"{service.url}/metrics", timeout=10).text
-        pid = re.search(r'encore_replica_info\{pid="(\d+)"\}', text).group(1)
-        seen[pid] = {m[0]: int(m[1]) for m in re.findall(r'encore_queue_polls_total\{tokens="(\w+)"\} (\d+)', text)}
-        if len(seen) == REPLICAS:
-            return seen
-    raise AssertionError(f"only {len(seen)} of {REPLICAS} replicas answered /metrics")
-
-
 def test_each_replica_checks_a_waiting_persons_tokens_once(service):
     person = Person(service)
     ticket = person.http.post("/api/queue").json()["ticket"]
-    before = replica_counters(service)
+    before = service.poll_counters(REPLICAS)
     for _ in range(10):
         assert person.http.get("/api/queue", params={"ticket": ticket}).status_code == 200
-    after = replica_counters(service)
+    after = service.poll_counters(REPLICAS)
     verified = [after[pid]["verified"] - before[pid]["verified"] for pid in after]
     remembered = [after[pid]["remembered"] - before[pid]["remembered"] for pid in after]
     assert sum(verified) + sum(remembered) == 10
