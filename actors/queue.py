@@ -49,6 +49,7 @@ class QueueActor:
         self._checkpoints: list[tuple[int, float]] = []
         self._events: list[LogEvent] = []
         self._dirty = False
+        self._changed_at = time.time()
         self._started: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         tune_collector()
@@ -111,7 +112,8 @@ class QueueActor:
         checkpoint the caller has; while that one is still here, only the newer ones are sent
         (``checkpoints_after`` says so), since the caller refreshes five times a second and an
         admission's worth of checkpoints is thousands. Otherwise (a first call, a restart that
-        forgot it) all of them, and ``checkpoints_after`` is ``None``."""
+        forgot it) all of them, and ``checkpoints_after`` is ``None``. ``version`` is the time
+        (ms) of the room's last change, so a reader can tell a newer status from an older one."""
         room = await self._ready()
         checkpoints, after = self._checkpoints, None
         if known_at is not None:
@@ -120,6 +122,7 @@ class QueueActor:
                 checkpoints, after = checkpoints[index + 1 :], known_at
         return {
             **room.summary(), "epoch": room.epoch, "checkpoints": checkpoints, "checkpoints_after": after,
+            "version": int(self._changed_at * 1000),
             "oldest_checkpoint_at": self._checkpoints[0][1] if self._checkpoints else None,
         }
 
@@ -136,6 +139,7 @@ class QueueActor:
                 for event in room.advance(now):
                     self._record(event)
                 if room.head != head_before:
+                    self._changed_at = now
                     self._checkpoints.append((room.head, now))
                     self._forget_old_checkpoints(now)
                 if self._events:
@@ -157,6 +161,7 @@ class QueueActor:
 
     def _record(self, event) -> None:
         self._dirty = True
+        self._changed_at = max(self._changed_at, event.at)
         detail = {"number": event.number}
         if event.requeued_as is not None:
             detail["requeued_as"] = event.requeued_as

@@ -111,8 +111,10 @@ class Tokens:
         return caller, number
 
     def admission(self, member_id: int, number: int, epoch: int, expires_at: float) -> str:
-        ttl = max(1.0, expires_at - time.time())
-        return self._key.sign("admission", {"m": member_id, "n": number, "e": epoch}, time.time(), ttl)
+        """Signed as of the admission's start, so every claim of one admission, in any replica,
+        gets the very same token."""
+        return self._key.sign("admission", {"m": member_id, "n": number, "e": epoch},
+                              expires_at - self._admission_seconds, self._admission_seconds)
 
     def check_admission(self, token: str | None, caller: Caller) -> dict:
         """Holds and payments need a genuine, unexpired admission issued to this very member."""

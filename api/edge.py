@@ -27,6 +27,7 @@ BODY_BYTES_MAX = 16 * 1024
 HOT_ROUTES = {
     ("GET", "/api/seats"): lambda scope, body: routes.seat_map_answer(
         header(scope, b"if-none-match"), header(scope, b"accept-encoding")),
+    ("GET", "/api/queue/status"): lambda scope, body: routes.queue_status_answer(header(scope, b"if-none-match")),
     ("GET", "/api/queue"): lambda scope, body: routes.queue_answer(
         header(scope, b"authorization"), query_parameter(scope, "ticket")),
     ("POST", "/api/holds"): lambda scope, body: routes.hold_answer(

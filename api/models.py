@@ -78,6 +78,31 @@ class QueueAnswer(NamedTuple):
                         poll_after_ms=self.poll_after_ms, admission_token=self.admission_token)
 
 
+class QueueStatusOut(BaseModel):
+    """The waiting room as everyone sees it (``GET /api/queue/status``, cached by the HTTP cache)."""
+
+    version: int = Field(description="ms time of the room's last change: a larger one is newer")
+    opened: bool
+    opens_at: str | None
+    admitted_through: int = Field(description="every ticket numbered up to this one has been admitted")
+    waiting: int = Field(description="people in line, the pre-opening draw included")
+    drawing: int = Field(description="people who joined before the opening, to be shuffled when it opens")
+    admit_per_second: float = Field(description="the measured admission rate")
+    admission_seconds: int
+    poll_after_ms: int
+
+
+class AdmissionIn(Strict):
+    ticket: str = Field(min_length=1, max_length=2048)
+
+
+class AdmissionOut(BaseModel):
+    state: Literal["admitted"]
+    ticket: str
+    admission_token: str
+    admitted_until: str
+
+
 class SectionOut(BaseModel):
     name: str
     rows: int

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import logging
 import time
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 from encore.settings import Settings
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 POLL_MS_MIN = 1000
 POLL_MS_MAX = 15_000
+STATUS_POLL_MS = 2000
 
 
 class Position(NamedTuple):
@@ -45,6 +48,7 @@ class QueueView:
         self._before_first_summary = {"head": 1, "rate": self._rate_default, "drawing": 0, "opened": False, "opens_at": None}
         self._heads: list[int] = []
         self._times: list[float] = []
+        self.status_body, self.status_etag = self._render_status(self._before_first_summary)
 
     def update(self, summary: dict) -> None:
         """Take a summary: all the checkpoints, or (``checkpoints_after``) those newer than
@@ -58,6 +62,26 @@ class QueueView:
         self._heads += [head for head, _ in summary["checkpoints"]]
         self._times += [at for _, at in summary["checkpoints"]]
         self.summary = summary
+        self.status_body, self.status_etag = self._render_status(summary)
+
+    def _render_status(self, summary: dict) -> tuple[bytes, str]:
+        """The waiting room's public status: the same bytes for everyone, so the HTTP cache in
+        front answers the storm's polls. Each person's page finds its own place from it and the
+        number in its signed ticket (``number - (admitted_through + 1)`` people ahead)."""
+        opens_at = summary.get("opens_at")
+        status = {
+            "version": summary.get("version", 0),
+            "opened": summary["opened"],
+            "opens_at": _iso(opens_at) if opens_at else None,
+            "admitted_through": summary["head"] - 1,
+            "waiting": summary.get("waiting", 0) + summary["drawing"],
+            "drawing": summary["drawing"],
+            "admit_per_second": round(summary["rate"] or self._rate_default, 2),
+            "admission_seconds": self._admission_seconds,
+            "poll_after_ms": STATUS_POLL_MS,
+        }
+        body = json.dumps(status, separators=(",", ":")).encode()
+        return body, f'"q{status["version"]}-{status["admitted_through"]}-{status["waiting"]}"'
 
     async def refresh(self) -> None:
         self.update(await self._queue.summary.remote(self._times[-1] if self._times else None))
@@ -89,6 +113,10 @@ class QueueView:
     def _admitted_at(self, number: int) -> float | None:
         index = bisect.bisect_right(self._heads, number)
         return self._times[index] if index < len(self._times) else None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _waiting(ahead: int, wait_seconds: float) -> Position:

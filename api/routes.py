@@ -171,6 +171,41 @@ async def queue_answer(authorization: str | None, ticket: str | None) -> Respons
     return JSONBytes((await svc.poll_queue(authorization, ticket)).render())
 
 
+@router.get("/api/queue/status", response_model=models.QueueStatusOut, tags=["queue"],
+            responses={304: {"description": "the status has not changed since the ETag sent in If-None-Match"}})
+async def queue_status(if_none_match: Annotated[str | None, Header()] = None):
+    """Declared here for the schema; ``api.edge.HotRoutes`` answers it with ``queue_status_answer``."""
+    return await queue_status_answer(if_none_match)
+
+
+async def queue_status_answer(if_none_match: str | None) -> Response:
+    """The same bytes for everyone, for up to a second: what the HTTP cache in front serves
+    to the whole waiting room, asking a replica about once a second."""
+    view = (await service()).queue_view
+    body, etag = view.status_body, view.status_etag
+    if if_none_match is not None and etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "public, max-age=1"})
+    answer = JSONBytes(body)
+    answer.raw_headers += [(b"etag", etag.encode()), (b"cache-control", b"public, max-age=1")]
+    return answer
+
+
+@router.post("/api/queue/admission", response_model=models.AdmissionOut, tags=["queue"],
+             responses={409: {"model": models.Problem}, 403: {"model": models.Problem}})
+async def claim_admission(body: models.AdmissionIn, who: Authenticated, svc: Service):
+    """Once the public status shows the caller's number admitted: its admission token.
+    Before its turn 409 ``not_your_turn`` (with the place), after its admission ran out 409
+    ``admission_expired`` (join again: the place at the end of the line comes back)."""
+    answer, admitted_until = await svc.claim_admission(who, body.ticket)
+    if answer.state == "waiting":
+        raise ApiError(409, "not_your_turn", f"{answer.ahead} people are ahead of you", ticket=answer.ticket,
+                       ahead=answer.ahead, eta_seconds=answer.eta_seconds, poll_after_ms=answer.poll_after_ms)
+    if answer.state == "expired":
+        raise ApiError(409, "admission_expired", "your admission ran out; join the queue again for a new place")
+    return models.AdmissionOut(state="admitted", ticket=answer.ticket, admission_token=answer.admission_token,
+                               admitted_until=iso(admitted_until))
+
+
 # ---- venue and seats
 
 @router.get("/api/venue", response_model=models.VenueOut, tags=["seats"])

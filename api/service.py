@@ -119,6 +119,21 @@ class BookingService:
             return self._queue_answer(caller, standing.number)
         return self._queue_answer(caller, number, ticket)
 
+    async def claim_admission(self, caller: Caller, ticket: str) -> tuple[QueueAnswer, float | None]:
+        """The one call a waiting page makes once the public status shows its turn: the ticket
+        is checked as a poll checks it, and a ticket from before the opening draw learns its
+        number from the actor (once). The answer says ``admitted`` (with the token and when the
+        admission ends), ``waiting`` or ``expired``; a second claim gets the very same token."""
+        number = self.tokens.ticket_claims(ticket, caller).get("n")
+        summary = self.queue_view.summary
+        if number is None and summary is not None and summary["opened"]:
+            [standing] = await self.queue.standings.remote([caller.member_id])
+            if standing is None:
+                raise ApiError(403, "bad_ticket", "this ticket is no longer in the queue; join again")
+            number, ticket = standing.number, None
+        answer = self._queue_answer(caller, number, ticket)
+        return answer, self.queue_view.position(number).admitted_until
+
     def _queue_answer(self, caller: Caller, number: int | None, ticket: str | None = None) -> QueueAnswer:
         """``ticket``: the one the caller holds, handed back unchanged (a poll signs nothing new)."""
         epoch = (self.queue_view.summary or {}).get("epoch", 0)

@@ -1,6 +1,7 @@
 """``encore``: run the service, make an admin, run the benchmarks.
 
-    encore serve                          start Ray, the actors and the HTTP front on ENCORE_PORT
+    encore serve                          start the HTTP cache on ENCORE_PORT, Ray, the actors and Serve's front
+    encore cache                          only the HTTP cache, in front of this node's Serve front (cluster nodes)
     encore admin create NAME --password P make an admin (admins are never made through the API)
     encore bench                          the sellout benchmark (see loadtest/sellout.py)
 """
@@ -51,20 +52,48 @@ async def migrate(settings: Settings) -> None:
         await store.close()
 
 
-def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int | None = None, dashboard: bool = False):
-    """Start a local Ray with the fast HAProxy front, migrate the store, deploy the app.
+def cache_binary(settings: Settings) -> str | None:
+    """The nginx to run in front of Serve, or ``None`` to serve directly (said loudly)."""
+    from encore.cache import nginx_binary
 
-    Returns once ``/healthz`` answers 200 through the front.
+    if settings.cache == "off":
+        return None
+    binary = nginx_binary()
+    if binary is None:
+        message = "nginx is not installed: no HTTP cache in front, Serve answers every request itself (`make cache` installs it)"
+        if settings.cache == "on":
+            raise SystemExit(f"ENCORE_CACHE=on, but {message}")
+        log.warning(message)
+        print(f"WARNING: {message}", file=sys.stderr, flush=True)
+    return binary
+
+
+_cache = None
+
+
+def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int | None = None, dashboard: bool = False):
+    """Start the HTTP cache, a local Ray with Serve's HAProxy front behind it, migrate the
+    store, deploy the app.
+
+    The cache comes first, so that while Serve starts clients get a JSON 503 rather than a
+    refused connection. Returns once ``/healthz`` answers 200 through the outermost front.
     """
+    global _cache
     import httpx
     import ray
     from ray import serve
 
+    from encore.cache import plan_for, start_cache
     from serve_app import build
 
     for name, value in FRONT_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     asyncio.run(migrate(settings))
+    binary = cache_binary(settings)
+    front_host, front_port = (settings.host, settings.port)
+    if binary:
+        front_host, front_port = "127.0.0.1", settings.upstream_port
+        _cache = start_cache(plan_for(settings.host, settings.port, front_port), binary)
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=dashboard,
@@ -72,7 +101,7 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
         namespace="encore",
         log_to_driver=False,
     )
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(http_options={"host": front_host, "port": front_port})
     serve.run(build(settings), name="encore", route_prefix="/")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -86,11 +115,12 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
 
 
 def stop() -> None:
-    """Stop the local Ray we started, and the HAProxy its Serve proxy left behind.
+    """Stop the local Ray we started, the HAProxy its Serve proxy left behind, and the cache.
 
     Ray ends its own processes; HAProxy is the proxy actor's child and outlives it, so it
     is found by the node id in its config path.
     """
+    global _cache
     import subprocess
 
     import ray
@@ -99,20 +129,45 @@ def stop() -> None:
     ray.shutdown()
     if node_id:
         subprocess.run(["pkill", "-f", f"haproxy-serve/{node_id}"], check=False)
+    if _cache is not None:
+        _cache.stop()
+        _cache = None
 
 
 def serve_forever(settings: Settings) -> None:
-    start(settings)
-    print(f"Encore is selling on http://{settings.host}:{settings.port}/ (store: {settings.db_url}); Ctrl-C stops it.", flush=True)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
+        start(settings)
+        front = "behind its HTTP cache" if _cache else "without an HTTP cache"
+        print(f"Encore is selling on http://{settings.host}:{settings.port}/ {front} (store: {settings.db_url}); Ctrl-C stops it.",
+              flush=True)
         while not stopping:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         stop()
+
+
+def cache_forever(settings: Settings) -> None:
+    """Only the HTTP cache, for a cluster node whose Serve front was started by ``ray start``
+    (``serve_config.yaml`` puts that front on ENCORE_SERVE_PORT, the cache takes ENCORE_PORT)."""
+    from encore.cache import plan_for, start_cache
+
+    binary = cache_binary(settings.model_copy(update={"cache": "on"}))
+    cache = start_cache(plan_for(settings.host, settings.port, settings.upstream_port), binary)
+    print(f"Encore's cache is answering on http://{settings.host}:{settings.port}/ in front of 127.0.0.1:{settings.upstream_port}",
+          flush=True)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping and cache.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cache.stop()
 
 
 async def create_admin(settings: Settings, username: str, password: str, nickname: str) -> None:
@@ -135,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="encore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service (Ctrl-C stops it)")
+    commands.add_parser("cache", help="run only the HTTP cache in front of this node's Serve front (cluster nodes)")
     admin = commands.add_parser("admin", help="manage admins").add_subparsers(dest="action", required=True)
     create = admin.add_parser("create", help="create an admin member")
     create.add_argument("username")
@@ -150,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     if args.command == "serve":
         serve_forever(settings)
+    elif args.command == "cache":
+        cache_forever(settings)
     elif args.command == "admin":
         if len(args.password) < 8:
             raise SystemExit("an admin password has at least 8 characters")

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 from datetime import datetime
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     db_url: str = Field("sqlite:///./data/encore.db", description="sqlite:///path or mysql://user:pass@host:port/db")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    cache: Literal["auto", "on", "off"] = Field(
+        "auto", description="the HTTP cache (nginx) on ENCORE_PORT: auto = when installed, on = required, off = never"
+    )
+    serve_port: int = Field(0, ge=0, le=65535, description="Serve's own front, behind the cache; 0: ENCORE_PORT + 100")
 
     hold_seconds: float = Field(180, gt=0, le=3600)
     sections: int = Field(15, ge=1, le=26)
@@ -81,6 +86,11 @@ class Settings(BaseSettings):
     @property
     def provider_names(self) -> list[str]:
         return [name.strip() for name in self.payment_providers.split(",") if name.strip()]
+
+    @property
+    def upstream_port(self) -> int:
+        """Where Serve's front listens when the cache takes ENCORE_PORT."""
+        return self.serve_port or self.port + 100
 
     @property
     def base_url(self) -> str:

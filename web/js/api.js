@@ -274,7 +274,9 @@ export const api = {
   me: () => get("/api/me"),
 
   joinQueue: () => post("/api/queue", {}),
-  pollQueue: (ticket, signal) => get(`/api/queue?ticket=${encodeURIComponent(ticket)}`, { signal }),
+  // the same bytes for everyone, answered by the HTTP cache: sent without Authorization
+  queueStatus: (signal) => get("/api/queue/status", { signal, auth: false }),
+  claimAdmission: (ticket) => post("/api/queue/admission", { ticket }),
 
   venue: () => get("/api/venue", { cache: "default" }),
   seats: (etag, signal) => get("/api/seats", { signal, headers: etag ? { "If-None-Match": etag } : {} }),

@@ -68,6 +68,11 @@ const TEXT = {
   "queue.ahead": [(p) => `앞에 ${p.n}명`, (p) => `${p.n} ${people(p.n)} ahead of you`],
   "queue.ahead_label": ["내 앞의 대기 인원", "people ahead of you"],
   "queue.eta": [(p) => `예상 대기 시간 약 ${durationKo(p.seconds)}`, (p) => `Estimated wait about ${durationEn(p.seconds)}`],
+  "queue.behind": [(p) => `뒤에 ${p.n}명`, (p) => `${p.n} ${people(p.n)} behind you`],
+  "queue.before_opening": [
+    (p) => `판매 시작 전입니다. 시작까지 ${durationKo(p.seconds)}. 시작 전에 들어온 ${p.n}명은 시작할 때 무작위로 순서가 정해집니다.`,
+    (p) => `Sales have not opened yet: ${durationEn(p.seconds)} to go. The ${p.n} ${people(p.n)} who joined before the opening are put in a random order when it opens.`,
+  ],
   "queue.progress": [(p) => `진행률 ${p.percent}%`, (p) => `${p.percent}% of the way`],
   "queue.hint": [
     "이 창을 닫거나 새로고침하지 않아도 됩니다. 차례가 되면 자동으로 좌석 선택 화면으로 이동합니다.",

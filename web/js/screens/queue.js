@@ -1,8 +1,12 @@
-// The waiting room: join (POST /api/queue), then poll GET /api/queue?ticket=T at the server's
-// suggested interval (poll_after_ms, never below 500 ms) until admitted or expired.
+// The waiting room: join once (POST /api/queue, a signed ticket carrying the place number),
+// then read the public status (GET /api/queue/status: the same bytes for everyone, answered by
+// the HTTP cache) at its poll_after_ms, and work out "N ahead of you" and the wait from the
+// ticket's own number. Once the status shows that number admitted, claim the admission once
+// (POST /api/queue/admission). A ticket from before the opening has no number yet: the
+// first claim after the opening answers with the numbered ticket.
 // progress = 1 - ahead / ahead_at_join, where ahead_at_join is remembered per ticket.
 
-import { api, ApiError, sleep } from "../api.js";
+import { api, ApiError, serverNow, sleep } from "../api.js";
 import { h, txt } from "../dom.js";
 import { t, tr } from "../i18n.js";
 import { clearMessage, showMessage } from "../messages.js";
@@ -18,6 +22,7 @@ export function mount(root, _route, scope) {
   const ahead = h("strong", { id: "queue-ahead", class: "queue-number", "aria-live": "polite" }, "…");
   const aheadLabel = txt("span", "queue.ahead_label", undefined, { class: "queue-number-label" });
   const aheadSentence = h("p", { id: "queue-ahead-text", class: "queue-sentence" });
+  const behind = h("p", { id: "queue-behind", class: "muted small" });
   const bar = h("div", { class: "progress-fill", style: "width: 0%" });
   const progress = h(
     "div",
@@ -38,6 +43,7 @@ export function mount(root, _route, scope) {
       txt("h1", "queue.title"),
       h("div", { class: "queue-counter" }, ahead, aheadLabel),
       aheadSentence,
+      behind,
       progress,
       progressText,
       eta,
@@ -100,15 +106,11 @@ export function mount(root, _route, scope) {
     return data;
   }
 
-  async function run() {
-    rejoin.hidden = true;
-    tr(state, "queue.joining");
-    state.dataset.state = "joining";
+  async function joinUntilAnswered() {
     let backoff = POLL_MIN_MS;
-    let answer = null;
-    while (!signal.aborted && !answer) {
+    while (!signal.aborted) {
       try {
-        answer = await join();
+        return await join();
       } catch (error) {
         if (!retryable(error)) throw error;
         tr(status, "queue.retrying");
@@ -116,46 +118,89 @@ export function mount(root, _route, scope) {
         backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
       }
     }
-    let ticket = answer.ticket;
+    return null;
+  }
+
+  /** One claim: the admission token, or null with the ticket and place updated. */
+  async function claim(place) {
+    try {
+      const { data } = await api.claimAdmission(place.ticket);
+      return data.admission_token;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.code === "not_your_turn") {
+        place.ticket = error.body.ticket;
+        place.number = ticketNumber(place.ticket);
+        return null;
+      }
+      if (error.code === "admission_expired") {
+        place.expired = true;
+        return null;
+      }
+      if (error.code === "bad_ticket") {
+        // The queue no longer knows this ticket: join again (a new place at the end).
+        session.clearQueueState();
+        const answer = await joinUntilAnswered();
+        place.ticket = answer.ticket;
+        place.number = ticketNumber(answer.ticket);
+        return answer.admission_token || null;
+      }
+      throw error;
+    }
+  }
+
+  function renderStatus(place, room) {
+    if (place.number === null) {
+      const seconds = room.opens_at ? Math.max(0, Math.round((Date.parse(room.opens_at) - serverNow()) / 1000)) : 0;
+      tr(state, "queue.before_opening", { seconds, n: room.drawing });
+      state.dataset.state = "before_opening";
+      return;
+    }
+    const n = Math.max(0, place.number - (room.admitted_through + 1));
+    const rate = Number(room.admit_per_second) > 0 ? Number(room.admit_per_second) : 1;
+    render({ state: "waiting", ahead: n, eta_seconds: Math.round((n / rate) * 10) / 10 });
+    tr(behind, "queue.behind", { n: Math.max(0, room.waiting - n - 1) });
+  }
+
+  async function run() {
+    rejoin.hidden = true;
+    tr(state, "queue.joining");
+    state.dataset.state = "joining";
+    const answer = await joinUntilAnswered();
+    if (!answer) return;
+    if (answer.state === "admitted" && answer.admission_token) return admitted(answer.admission_token);
+    if (answer.state === "expired") return expired();
+    const place = { ticket: answer.ticket, number: ticketNumber(answer.ticket), expired: false };
     render(answer);
     status.textContent = "";
-    backoff = POLL_MIN_MS;
-    let firstPoll = true;
+    let backoff = POLL_MIN_MS;
 
     for (;;) {
       if (signal.aborted) return;
-      if (answer.state === "admitted" && answer.admission_token) return admitted(answer.admission_token);
-      if (answer.state === "expired") return expired();
-      if (answer.state === "waiting") {
-        delete state.dataset.i18n;
-        state.textContent = "";
-      }
-      // "admitted" without a token (the join answer) falls through to one poll, which carries it.
-      const interval =
-        answer.state === "admitted" && firstPoll ? 0 : Math.max(POLL_MIN_MS, Number(answer.poll_after_ms) || POLL_DEFAULT_MS);
-      firstPoll = false;
-      await sleep(interval, signal);
+      let room;
       try {
-        const { data } = await api.pollQueue(ticket, signal);
-        answer = { ...data, ticket };
-        render(answer);
+        ({ data: room } = await api.queueStatus(signal));
         status.textContent = "";
         backoff = POLL_MIN_MS;
       } catch (error) {
         if (error?.name === "AbortError") return;
-        if (error instanceof ApiError && error.status === 404) {
-          // The server no longer knows this ticket: join again (a new place at the end).
-          session.clearQueueState();
-          answer = await join();
-          ticket = answer.ticket;
-          render(answer);
-          continue;
-        }
         if (!retryable(error)) throw error;
         tr(status, "queue.retrying");
         await sleep(waitFor(error, backoff), signal);
         backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+        continue;
       }
+      const due = place.number === null ? room.opened : place.number <= room.admitted_through;
+      if (due) {
+        const token = await claim(place);
+        if (token) return admitted(token);
+        if (place.expired) return expired();
+        session.setQueueState(place.ticket, aheadAtJoin);
+        tr(ticketLine, "queue.ticket", { ticket: ticketLabel(place.ticket) });
+        ticketLine.dataset.ticket = place.ticket;
+      }
+      renderStatus(place, room);
+      await sleep(Math.max(POLL_MIN_MS, Number(room.poll_after_ms) || POLL_DEFAULT_MS), signal);
     }
   }
 
@@ -177,20 +222,30 @@ export function mount(root, _route, scope) {
   return null;
 }
 
+/** The place number a ticket carries (null for a ticket drawn at the opening). */
+function ticketNumber(ticket) {
+  const payload = ticketPayload(ticket);
+  return Number.isInteger(payload?.n) ? payload.n : null;
+}
+
+function ticketPayload(ticket) {
+  try {
+    const body = String(ticket ?? "").split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(body + "=".repeat((4 - (body.length % 4)) % 4)));
+  } catch {
+    return null;
+  }
+}
+
 /**
  * What to show for a ticket. The server's ticket is a signed token, base64url(JSON payload)
  * "." tag, whose payload carries the place number `n`; its first characters are the same for
  * everyone (the encoded `{"k":"ticket"`), so show "#n", or else the end of the token.
  */
 function ticketLabel(ticket) {
+  const number = ticketNumber(ticket);
+  if (number !== null) return `#${number}`;
   const text = String(ticket ?? "");
-  try {
-    const body = text.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
-    const payload = JSON.parse(atob(body + "=".repeat((4 - (body.length % 4)) % 4)));
-    if (Number.isInteger(payload?.n)) return `#${payload.n}`;
-  } catch {
-    /* not a token we can read: fall through */
-  }
   return text.length > 12 ? `…${text.slice(-12)}` : text;
 }
 
