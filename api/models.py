@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP contract (../shared/API.md), with their bounds."""
+"""Request and response bodies of the HTTP contract (docs/API.md), with their bounds."""
 
 from __future__ import annotations
 
