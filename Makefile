@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench bench-core bench-http bench-queue mysql browser wrk clean
+.PHONY: run test test-fast lock bench bench-core bench-http bench-queue mysql browser wrk clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the release tested, so a clone installs what CI ran.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 ## Start the service on http://127.0.0.1:8000 with the embedded SQLite store.
@@ -23,6 +24,17 @@ test: $(STAMP) mysql browser
 ## Unit tests only (no Ray, no database).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+## Re-pin constraints.txt: the newest releases pyproject.toml allows, resolved in a fresh venv.
+lock:
+	set -e; scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
+	$(PYTHON) -m venv "$$scratch"; \
+	"$$scratch/bin/pip" install --quiet --upgrade pip; \
+	"$$scratch/bin/pip" install --quiet -e ".[dev]"; \
+	{ echo "# Every package \`make\` installs, pinned to the releases tested; regenerate with \`make lock\`."; \
+	  echo "# pyproject.toml states the ranges the code supports; this file picks one tested point in them."; \
+	  "$$scratch/bin/pip" freeze --exclude-editable; } > constraints.txt.new; \
+	mv constraints.txt.new constraints.txt
 
 ## Start MariaDB if it is installed but not running.
 mysql:

@@ -33,7 +33,7 @@ REQUESTS_PER_REPLICA_MAX = 2000
 )
 @serve.ingress(edge_app)
 class Ingress:
-    """One replica: its own seat-map snapshot, queue summary and hold batcher (../shared/DESIGN.md)."""
+    """One replica: its own seat-map snapshot, queue summary and hold batcher (docs/DESIGN.md)."""
 
     def __init__(self, settings: Settings):
         self.service = BookingService(settings)

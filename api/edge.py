@@ -1,7 +1,7 @@
 """The replica's ASGI edge: what every request passes before FastAPI, and the routes that skip it.
 
 On this hot path FastAPI's routing, dependency solving and response validation cost more
-than answering the seat map, a queue poll or a refused hold (../shared/DESIGN.md: principle
+than answering the seat map, a queue poll or a refused hold (docs/DESIGN.md: principle
 1). Those arrive by the hundred thousand, so ``HotRoutes`` answers them with the very
 functions their routes call, and FastAPI still declares them for ``/openapi.json`` and serves
 everything else.

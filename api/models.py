@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP contract (../shared/API.md), with their bounds."""
+"""Request and response bodies of the HTTP contract (docs/API.md), with their bounds."""
 
 from __future__ import annotations
 
@@ -113,6 +113,8 @@ class SectionOut(BaseModel):
 class VenueOut(BaseModel):
     seats: int
     sections: list[SectionOut]
+    block_rows: int = Field(description="rows per seat block, counted from each section's first row: "
+                                        "the seats of one booking lie in one block")
     hold_seconds: float
     max_seats_per_member: int
     price_per_seat: int

@@ -1,4 +1,4 @@
-"""The HTTP edge: every route of ../shared/API.md, translating HTTP to ``BookingService`` and back."""
+"""The HTTP edge: every route of docs/API.md, translating HTTP to ``BookingService`` and back."""
 
 from __future__ import annotations
 

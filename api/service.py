@@ -39,6 +39,22 @@ QUEUE_TICKET_SECONDS = 24 * 3600
 IDEMPOTENCY_PURGE_SECONDS = 3600
 
 
+def venue_out(settings: Settings, provider_names: list[str]) -> VenueOut:
+    """The layout the page draws and the rules it checks before asking: ``block_rows`` is the
+    venue's (a whole section's rows when ``ENCORE_BLOCK_ROWS`` is 0), so the page keeps a
+    booking's seats in the block the server will accept them in."""
+    venue = settings.venue
+    return VenueOut(
+        seats=venue.seats,
+        sections=[SectionOut(**vars(section)) for section in venue.sections],
+        block_rows=venue.block_rows,
+        hold_seconds=settings.hold_seconds,
+        max_seats_per_member=settings.max_seats_per_member,
+        price_per_seat=settings.price_per_seat,
+        providers=provider_names,
+    )
+
+
 @dataclass(frozen=True)
 class BookingView:
     booking: Booking
@@ -68,14 +84,7 @@ class BookingService:
         self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas)
         self.idempotency = IdempotencyLedger(self.store)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max)
-        self.venue_out = VenueOut(
-            seats=self.venue.seats,
-            sections=[SectionOut(**vars(section)) for section in self.venue.sections],
-            hold_seconds=settings.hold_seconds,
-            max_seats_per_member=settings.max_seats_per_member,
-            price_per_seat=settings.price_per_seat,
-            providers=list(self.providers),
-        )
+        self.venue_out = venue_out(settings, list(self.providers))
         self._rng = random.Random()
         self._http: httpx.AsyncClient | None = None
         self._background: list[asyncio.Task] = []

@@ -266,7 +266,7 @@ export function idempotent(action, body, send) {
   return promise;
 }
 
-// ---- the calls (paths and bodies as in shared/API.md)
+// ---- the calls (paths and bodies as in docs/API.md)
 
 export const api = {
   signUp: (username, password, nickname) => post("/api/members", { username, password, nickname }, { auth: false }),

@@ -15,8 +15,8 @@ export class Venue {
     this.maxSeatsPerMember = data.max_seats_per_member ?? 4;
     this.pricePerSeat = data.price_per_seat ?? null;
     this.providers = Array.isArray(data.providers) && data.providers.length ? data.providers.map(providerName) : DEFAULT_PROVIDERS;
-    // Optional: when the server splits sections into blocks of whole rows, a booking must
-    // stay inside one block. Without `block_rows` the block is the whole section.
+    // The server splits each section into blocks of `block_rows` whole rows and refuses a
+    // booking across blocks (seats_span_blocks). Without `block_rows` the block is the section.
     this.blockRows = Number.isInteger(data.block_rows) && data.block_rows > 0 ? data.block_rows : null;
   }
 
