@@ -354,11 +354,17 @@ async def log_filters(
     cursor: Annotated[str | None, Query(max_length=20, description="next_cursor of the previous page")] = None,
 ) -> LogQuery:
     """The filters of both log views, bounded; a cursor is the last event id of the page before."""
-    if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):
+    if cursor is not None and not is_cursor(cursor):
         raise ApiError(422, "bad_cursor", "the cursor is not one this service gave out")
     return LogQuery(booking_id=booking_id, member_id=member_id, seat_id=seat_id, type=type,
                     since=parse_time(since, "since"), until=parse_time(until, "until"),
                     before_id=int(cursor) if cursor else None, limit=limit)
+
+
+def is_cursor(text: str) -> bool:
+    """An event id as this service writes it: 1 to 18 ASCII digits. (``str.isdigit`` alone also
+    takes digits such as '²' that ``int`` refuses.)"""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 LogFilters = Annotated[LogQuery, Depends(log_filters)]

@@ -227,3 +227,12 @@ def test_the_schema_still_describes_the_hot_routes(edge):
     assert poll["ticket"]["required"] is True and "if-none-match" in {
         p["name"] for p in paths["/api/seats"]["get"]["parameters"]}
     assert json.dumps(paths["/api/queue"]["get"]["responses"]["200"]).count("QueueOut") == 1
+
+
+@pytest.mark.parametrize("path", ["/api/me/logs", "/api/admin/logs"])
+@pytest.mark.parametrize("cursor", ["%C2%B2", "%D9%A3", "1%C2%B2", "0x10", "-1", "1234567890123456789"])
+def test_a_cursor_this_service_did_not_give_out_is_refused(edge, path, cursor):
+    admin = {"Authorization": f"Bearer {edge.service.tokens.session(1, 'admin')}"}
+    answer = edge.request("GET", f"{path}?cursor={cursor}", headers=admin)
+    assert (answer.status_code, answer.json()["code"]) == (422, "bad_cursor"), answer.text
+
