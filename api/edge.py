@@ -17,12 +17,14 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors, routes
 from api.metrics import Metrics
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 BODY_BYTES_MAX = 16 * 1024
+TOO_LARGE = f"request bodies are at most {BODY_BYTES_MAX} bytes"
 
 HOT_ROUTES = {
     ("GET", "/api/seats"): lambda scope, body: routes.seat_map_answer(
@@ -62,29 +64,46 @@ def query_parameter(scope, name: str) -> str | None:
     return found
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """Raised by the counting ``receive`` of ``BoundAndMeasured``. An ``HTTPException``, so that
+    FastAPI, reading a body for a route, passes it on as 413 instead of "could not parse"."""
+
+    def __init__(self):
+        super().__init__(413, TOO_LARGE)
 
 
 async def read_body(receive) -> bytes:
-    """The whole request body, refused past ``BODY_BYTES_MAX`` even when no length was announced."""
-    chunks, size = [], 0
+    """The whole request body (``receive`` is the bounded one, so this stops past the bound)."""
+    chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > BODY_BYTES_MAX:
-            raise BodyTooLarge
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
 
 
 def too_large():
-    return errors.problem(413, "body_too_large", f"request bodies are at most {BODY_BYTES_MAX} bytes")
+    return errors.problem(413, "body_too_large", TOO_LARGE)
+
+
+def bounded(receive):
+    """``receive`` that refuses a body past ``BODY_BYTES_MAX`` as it arrives, whoever reads it
+    and whether or not a length was announced: nothing past the bound is read."""
+    received = 0
+
+    async def receive_within_bound():
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > BODY_BYTES_MAX:
+                raise BodyTooLarge
+        return message
+
+    return receive_within_bound
 
 
 class HotRoutes:
@@ -112,7 +131,7 @@ class HotRoutes:
 
 
 class BoundAndMeasured:
-    """Refuse oversized bodies before reading them, and time every request per route.
+    """Refuse oversized bodies before reading past the bound, and time every request per route.
 
     A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream
     per request, which on this hot path is a large share of a trivial request's time.
@@ -139,7 +158,7 @@ class BoundAndMeasured:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, bounded(receive), send_and_note)
         finally:
             route = scope.get("route")
             self.metrics.observe(getattr(route, "path", "unmatched"), scope["method"], status, time.perf_counter() - started)

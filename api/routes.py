@@ -267,7 +267,7 @@ def read_json_body(model: type[BaseModel], content_type: str | None, body: bytes
         if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
             try:
                 value = json.loads(body)
-            except UnicodeDecodeError:
+            except (UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than the decoder goes
                 raise ApiError(400, "bad_request", "There was an error parsing the body") from None
             except json.JSONDecodeError as error:
                 raise invalid_request([{"loc": ["body", error.pos], "msg": "JSON decode error"}]) from None

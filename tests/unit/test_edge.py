@@ -42,7 +42,7 @@ def fake_service() -> SimpleNamespace:
         seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
         tokens=Tokens(SETTINGS.secret_key, 3600, 600, pollers_remembered_max=16), start_background=lambda: None,
         rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
-        hold_refusal=lambda seat_ids: None,
+        hold_refusal=lambda seat_ids: None, providers={"mockpay": None},
     )
     service._queue_answer = partial(BookingService._queue_answer, service)
     service.poll_queue = partial(BookingService.poll_queue, service)
@@ -236,3 +236,27 @@ def test_a_cursor_this_service_did_not_give_out_is_refused(edge, path, cursor):
     answer = edge.request("GET", f"{path}?cursor={cursor}", headers=admin)
     assert (answer.status_code, answer.json()["code"]) == (422, "bad_cursor"), answer.text
 
+
+@pytest.mark.parametrize("path", ["/api/members", "/api/sessions", "/api/holds", "/api/payments/mockpay/callback"])
+def test_a_long_body_without_a_length_is_refused_before_its_end_on_every_route(edge, path):
+    chunk, sent = b" " * 1024, []
+
+    async def five_megabytes():
+        for _ in range(5 * 1024):
+            sent.append(len(chunk))
+            yield chunk
+
+    answer = edge.request("POST", path, content=five_megabytes(), headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()["code"]) == (413, "body_too_large"), answer.text
+    assert sum(sent) <= BODY_BYTES_MAX + len(chunk), "read no further than the bound"
+
+
+@pytest.mark.parametrize("path", ["/api/members", "/api/sessions", "/api/holds"])
+def test_deeply_nested_json_is_refused_as_a_problem(edge, path):
+    tokens = edge.service.tokens
+    headers = {"Authorization": f"Bearer {tokens.session(7, 'user')}", "X-Admission-Token": tokens.admission(7, 1, 0, time.time() + 60),
+               "Idempotency-Key": "deep", "Content-Type": "application/json"}
+    started = time.perf_counter()
+    answer = edge.request("POST", path, content=b"[" * 5000 + b"]" * 5000, headers=headers)
+    assert 400 <= answer.status_code < 500 and answer.json()["code"] in ("bad_request", "validation_error"), answer.text
+    assert time.perf_counter() - started < 1.0
