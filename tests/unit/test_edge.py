@@ -25,6 +25,7 @@ from api.ratelimit import RateLimiter
 from api.routes import accepts_gzip
 from api.seatmap import SeatMap
 from api.service import BookingService
+from domain.errors import BookingNotFound
 from encore.settings import Settings
 
 SETTINGS = Settings(db_url="sqlite:///:memory:", secret_key="edge-test-secret")
@@ -260,3 +261,94 @@ def test_deeply_nested_json_is_refused_as_a_problem(edge, path):
     answer = edge.request("POST", path, content=b"[" * 5000 + b"]" * 5000, headers=headers)
     assert 400 <= answer.status_code < 500 and answer.json()["code"] in ("bad_request", "validation_error"), answer.text
     assert time.perf_counter() - started < 1.0
+
+
+def assert_security_headers(answer: httpx.Response) -> None:
+    policy = answer.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy, policy
+    assert answer.headers["x-frame-options"] == "DENY" and answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] in ("same-origin", "no-referrer", "strict-origin-when-cross-origin")
+    assert len(answer.headers.get_list("content-security-policy")) == 1
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/"), ("GET", "/static/app.js"), ("GET", "/static/css/app.css"), ("GET", "/api/seats"), ("GET", "/api/venue"),
+    ("GET", "/api/queue?ticket=x"), ("POST", "/api/holds"), ("GET", "/api/me"), ("GET", "/static-ceiling"),
+    ("GET", "/openapi.json"), ("GET", "/no/such/page"), ("GET", "/docs"),
+])
+def test_every_answer_carries_the_security_headers(edge, method, path):
+    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], hold_seconds=1, max_seats_per_member=4,
+                                                    price_per_seat=1, providers=[])
+    answer = edge.request(method, path)
+    assert answer.status_code < 500, answer.text
+    assert_security_headers(answer)
+
+
+def test_the_page_policy_allows_what_the_page_loads_and_the_docs_theirs(edge):
+    page = edge.request("GET", "/")
+    assert "<script type=\"module\" src=\"/static/app.js\">" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in policy and "img-src 'self' data:" in policy
+    docs = edge.request("GET", "/docs")
+    assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"] and "swagger-ui" in docs.text
+
+
+def test_the_checkout_page_keeps_its_own_policy(edge):
+    from payments import CHECKOUT_PAGE_HEADERS, providers_from_settings
+    from persistence.records import Payment
+
+    async def payment_of(provider, payment_id):
+        return Payment(payment_id, "b1", 7, provider, 110000, "pending", 1.0, 1.0)
+
+    async def no_booking(booking_id):
+        return None
+
+    edge.service.providers = providers_from_settings(["mockpay"], SETTINGS.secret_key, 0, 0)
+    edge.service.payment_of, edge.service.venue = payment_of, SETTINGS.venue
+    edge.service.store = SimpleNamespace(booking=no_booking)
+    answer = edge.request("GET", "/pg/mockpay/checkout/pay_1")
+    assert answer.status_code == 200 and "<script>" in answer.text
+    assert answer.headers.get_list("content-security-policy") == [CHECKOUT_PAGE_HEADERS["Content-Security-Policy"]]
+    assert answer.headers.get_list("referrer-policy") == ["no-referrer"] and answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers.get_list("cache-control") == ["no-store"]
+
+
+def test_answers_for_one_member_are_never_stored_by_a_cache(edge):
+    from api.auth import HASHER
+    from persistence.records import Member
+
+    member = Member(7, "alice", "Alice", "admin", HASHER.hash("a-good-password"))
+
+    async def found(*args):
+        return member
+
+    async def nothing(*args):
+        return []
+
+    async def not_found(*args):
+        raise BookingNotFound("no such booking")
+
+    edge.service.store = SimpleNamespace(member_by_username=found, member_by_id=found, query_log=nothing, member_bookings=nothing)
+    edge.service.booking = not_found
+    tokens = edge.service.tokens
+    session = {"Authorization": f"Bearer {tokens.session(7, 'admin')}"}
+    login = edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"})
+    assert login.status_code == 200 and login.json()["token"]
+    answers = [login] + [edge.request("GET", path, headers=session) for path in (
+        "/api/me", "/api/me/logs", "/api/admin/logs", "/api/me/bookings", "/api/bookings/b1",
+        f"/api/queue?ticket={tokens.ticket(7, 31, 0, 3600)}")]
+    answers.append(edge.request("POST", "/api/bookings/b1/payments", json={"provider": "mockpay"}, headers=session))
+    for answer in answers:
+        assert answer.headers.get_list("cache-control") == ["no-store"], (answer.request.url, answer.status_code)
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 404, 200, 403]
+
+
+def test_public_reads_stay_cacheable_with_or_without_a_session(edge):
+    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], hold_seconds=1, max_seats_per_member=4,
+                                                    price_per_seat=1, providers=[])
+    session = {"Authorization": f"Bearer {edge.service.tokens.session(7, 'user')}"}
+    for headers in ({}, session):
+        assert edge.request("GET", "/api/seats", headers=headers).headers["cache-control"] == "public, max-age=1"
+        assert edge.request("GET", "/api/venue", headers=headers).headers["cache-control"] == "public, max-age=3600"
+    assert "cache-control" not in edge.request("GET", "/static/app.js").headers
+    assert edge.request("GET", "/").headers["cache-control"] == "no-cache"
