@@ -88,6 +88,9 @@ class IdempotencyLedger:
             status, body = await work()
         except (BookingError, ApiError) as error:
             status, body = _answer(error)
+            if status >= 500:  # not kept, and answered with its headers (Retry-After) by the caller
+                await self._store.abandon_idempotency_key(claim)
+                raise
         except BaseException:
             await self._store.abandon_idempotency_key(claim)
             raise

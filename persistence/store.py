@@ -17,11 +17,16 @@ from persistence.records import IdempotencyClaim, IdempotencyRecord, LogEvent, L
 from persistence.schema import MIGRATIONS, VERSION_TABLE, render
 
 LOG_PAGE_MAX = 500
+UNAVAILABLE = "the booking store cannot be reached; try again in a moment"
 IDEMPOTENCY_SECONDS = 24 * 3600
 
 
 class Conflict(Exception):
-    """A uniqueness constraint refused a write (a taken username, a claimed seat, a seen event)."""
+    """A uniqueness constraint refused a write (a taken username, a claimed seat, a seen event).
+
+    A store that cannot be reached raises ``domain.errors.StoreUnavailable`` instead of its
+    driver's error, so every caller can tell "try again shortly" from a fault of its own.
+    """
 
 
 class Transaction(ABC):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from unittest.mock import ANY
 
 import pytest
@@ -9,7 +11,8 @@ import pytest
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
 from domain.seat_block import SeatBlock
 from domain.venue import Venue
-from persistence import Conflict
+from domain.errors import StoreUnavailable
+from persistence import Conflict, open_store
 from persistence.records import IdempotencyClaim, LogEvent, LogQuery, Payment
 
 VENUE = Venue.grid(2, 4, 10, 2)
@@ -191,3 +194,30 @@ def test_changes_know_whether_they_take_or_free_seats():
     confirmed = Booking("b", 1, (1,), BookingStatus.CONFIRMED, 0, 60)
     change = BookingChange(EventType.BOOKING_CONFIRMED, confirmed, BookingStatus.HELD, 1)
     assert not change.claims_seats and not change.releases_seats
+
+
+def port_where_nothing_listens() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+async def test_a_store_that_cannot_be_reached_is_unavailable_at_once(kind, tmp_path):
+    """Not a driver's error (a 500): the store says "try again shortly" (a 503), within seconds."""
+    url = {"sqlite": f"sqlite:///{tmp_path}",  # a folder: "unable to open database file"
+           "mysql": f"mysql://root@127.0.0.1:{port_where_nothing_listens()}/encore"}[kind]
+    store = open_store(url)
+    started = time.monotonic()
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            await store.member_by_username("alice")
+    assert time.monotonic() - started < 2 * 3 + 1
+    await store.close()
+
+
+async def test_statement_errors_are_not_called_unavailable(store):
+    async with store.transaction() as tx:
+        with pytest.raises(Exception) as raised:
+            await tx.execute("SELECT no_such_column FROM members")
+    assert not isinstance(raised.value, StoreUnavailable)

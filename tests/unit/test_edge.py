@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from functools import partial
 from types import SimpleNamespace
@@ -27,6 +28,7 @@ from api.seatmap import SeatMap
 from api.service import BookingService
 from domain.errors import BookingNotFound
 from encore.settings import Settings
+from persistence import open_store
 
 SETTINGS = Settings(db_url="sqlite:///:memory:", secret_key="edge-test-secret")
 BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}
@@ -352,3 +354,25 @@ def test_public_reads_stay_cacheable_with_or_without_a_session(edge):
         assert edge.request("GET", "/api/venue", headers=headers).headers["cache-control"] == "public, max-age=3600"
     assert "cache-control" not in edge.request("GET", "/static/app.js").headers
     assert edge.request("GET", "/").headers["cache-control"] == "no-cache"
+
+
+def test_while_the_store_is_down_answers_are_a_quick_503(edge):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    store = open_store(f"mysql://root@127.0.0.1:{port}/encore")
+    edge.service.store, edge.service.idempotency = store, IdempotencyLedger(store)
+    tokens = edge.service.tokens
+    session = {"Authorization": f"Bearer {tokens.session(7, 'user')}"}
+    writer = {**session, "X-Admission-Token": tokens.admission(7, 1, 0, time.time() + 60), "Idempotency-Key": "k"}
+    started = time.monotonic()
+    answers = [
+        edge.request("GET", "/api/me", headers=session),
+        edge.request("GET", "/api/me/bookings", headers=session),
+        edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"}),
+        edge.request("POST", "/api/holds", json={"seat_ids": [1]}, headers=writer),
+    ]
+    assert time.monotonic() - started < 5
+    for answer in answers:
+        assert (answer.status_code, answer.json()["code"], answer.headers["retry-after"]) == (503, "store_unavailable", "2"), (
+            answer.request.url, answer.text)
