@@ -221,3 +221,33 @@ async def test_statement_errors_are_not_called_unavailable(store):
         with pytest.raises(Exception) as raised:
             await tx.execute("SELECT no_such_column FROM members")
     assert not isinstance(raised.value, StoreUnavailable)
+
+
+async def test_idempotency_keys_are_compared_exactly(store):
+    [alice] = await members(store, 1)
+    keys = ["casekey-x", "CASEKEY-x", "Casekey-X", "casekey-x "]
+    claims = [IdempotencyClaim(alice, key, f"hash-{n}", f"c{n}") for n, key in enumerate(keys)]
+    assert await store.claim_idempotency_keys(claims[:1], 100.0) == [None]
+    assert await store.claim_idempotency_keys([IdempotencyClaim(alice, "casekey-x", "hash-0", "again"), *claims[1:]], 101.0) == [
+        ANY, None, None, None]
+    await store.finish_idempotency_keys([(claim, 201, claim.key) for claim in claims], 102.0)
+    replays = await store.claim_idempotency_keys([IdempotencyClaim(alice, key, "h", f"r{n}") for n, key in enumerate(keys)], 103.0)
+    assert [replay.response_body for replay in replays] == keys
+
+
+async def test_idempotency_keys_stored_before_the_migration_stay_and_compare_exactly(db_url, monkeypatch):
+    import persistence.store
+
+    store = open_store(db_url)
+    monkeypatch.setattr(persistence.store, "MIGRATIONS", persistence.store.MIGRATIONS[:2])
+    await store.migrate()
+    [alice] = await members(store, 1)
+    before = IdempotencyClaim(alice, "casekey-x", "hash-a", "c1")
+    await store.claim_idempotency_keys([before], 100.0)
+    await store.finish_idempotency_keys([(before, 201, "first")], 100.0)
+    monkeypatch.undo()
+    await store.migrate()
+    [replay, variant] = await store.claim_idempotency_keys(
+        [IdempotencyClaim(alice, "casekey-x", "hash-a", "c2"), IdempotencyClaim(alice, "CASEKEY-x", "hash-b", "c3")], 101.0)
+    assert (replay.state, replay.response_body) == ("done", "first") and variant is None
+    await store.close()
