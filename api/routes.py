@@ -16,6 +16,7 @@ from api import models
 from api.auth import Caller, hash_password, password_matches
 from api.errors import ApiError, invalid_request
 from api.idempotency import request_fingerprint
+from api.ratelimit import client_address
 from api.service import BookingService
 from domain.booking import Booking
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
@@ -132,11 +133,16 @@ async def sign_up(body: models.SignUp, svc: Service):
     return member_out(member)
 
 
-@router.post("/api/sessions", response_model=models.SessionOut, tags=["members"])
-async def log_in(body: models.Login, svc: Service):
+@router.post("/api/sessions", response_model=models.SessionOut, tags=["members"],
+             responses={429: {"model": models.Problem, "description": "too many failed logins; see Retry-After"}})
+async def log_in(body: models.Login, request: Request, svc: Service):
+    address = client_address(request.client.host if request.client else None,
+                             ",".join(request.headers.getlist("x-forwarded-for")), request.headers.get("x-real-ip"))
+    svc.login_throttle.attempt(body.username, address, time.time())
     member = await svc.store.member_by_username(body.username)
     if not await password_matches(member.password_hash if member else None, body.password) or member is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    svc.login_throttle.succeeded(body.username, address)
     return models.SessionOut(token=svc.tokens.session(member.id, member.role), member=member_out(member))
 
 

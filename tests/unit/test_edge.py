@@ -22,7 +22,7 @@ from api.auth import Tokens
 from api.edge import BODY_BYTES_MAX, create_app
 from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
-from api.ratelimit import RateLimiter
+from api.ratelimit import LoginThrottle, RateLimiter
 from api.routes import accepts_gzip
 from api.seatmap import SeatMap
 from api.service import BookingService
@@ -45,7 +45,7 @@ def fake_service() -> SimpleNamespace:
         seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
         tokens=Tokens(SETTINGS.secret_key, 3600, 600, pollers_remembered_max=16), start_background=lambda: None,
         rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
-        hold_refusal=lambda seat_ids: None, providers={"mockpay": None},
+        hold_refusal=lambda seat_ids: None, providers={"mockpay": None}, login_throttle=LoginThrottle(),
     )
     service._queue_answer = partial(BookingService._queue_answer, service)
     service.poll_queue = partial(BookingService.poll_queue, service)
@@ -376,3 +376,24 @@ def test_while_the_store_is_down_answers_are_a_quick_503(edge):
     for answer in answers:
         assert (answer.status_code, answer.json()["code"], answer.headers["retry-after"]) == (503, "store_unavailable", "2"), (
             answer.request.url, answer.text)
+
+
+def test_failed_logins_are_throttled_per_username_and_the_owner_gets_back_in(edge, monkeypatch):
+    from api.auth import HASHER
+    from persistence.records import Member
+
+    alice = Member(7, "alice", "Alice", "user", HASHER.hash("a-good-password"))
+
+    async def by_username(username):
+        return alice if username == "alice" else None
+
+    edge.service.store = SimpleNamespace(member_by_username=by_username)
+    guesses = [edge.request("POST", "/api/sessions", json={"username": "alice", "password": f"guess-{n}"}) for n in range(15)]
+    assert [g.status_code for g in guesses] == [401] * 5 + [429] * 10
+    assert {(g.json()["code"], g.headers["retry-after"]) for g in guesses[5:]} == {("too_many_attempts", "12")}
+    assert edge.request("POST", "/api/sessions", json={"username": "bob", "password": "guess"}).status_code == 401
+
+    later = time.time() + 12
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"}).status_code == 200
+    assert edge.request("POST", "/api/sessions", json={"username": "alice", "password": "guess-16"}).status_code == 401
