@@ -24,7 +24,7 @@ from api.metrics import Metrics
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 BODY_BYTES_MAX = 16 * 1024
-TOO_LARGE = f"request bodies are at most {BODY_BYTES_MAX} bytes"
+TOO_LARGE_MESSAGE = f"request bodies are at most {BODY_BYTES_MAX} bytes"
 
 PAGE_POLICY = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -117,7 +117,7 @@ class BodyTooLarge(StarletteHTTPException):
     FastAPI, reading a body for a route, passes it on as 413 instead of "could not parse"."""
 
     def __init__(self):
-        super().__init__(413, TOO_LARGE)
+        super().__init__(413, TOO_LARGE_MESSAGE)
 
 
 async def read_body(receive) -> bytes:
@@ -134,7 +134,7 @@ async def read_body(receive) -> bytes:
 
 
 def too_large():
-    return errors.problem(413, "body_too_large", TOO_LARGE)
+    return errors.problem(413, "body_too_large", TOO_LARGE_MESSAGE)
 
 
 def bounded(receive):
