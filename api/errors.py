@@ -28,6 +28,8 @@ STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
     domain.StoreUnavailable: 503,
 }
 
+UNAVAILABLE_RETRY_AFTER_SECONDS = "2"
+
 CODE_BY_STATUS = {
     400: "bad_request",
     401: "unauthorized",
@@ -62,9 +64,11 @@ def problem(status: int, code: str, message: str, headers: dict[str, str] | None
 
 
 def from_domain(error: domain.BookingError) -> ApiError:
-    """Raised in an actor, the error arrives as a Ray subclass of its own class: walk the MRO."""
+    """Raised in an actor, the error arrives as a Ray subclass of its own class: walk the MRO.
+    A 503 says when to try again: a store that is down is usually back within seconds."""
     status = next((STATUS_BY_DOMAIN_ERROR[c] for c in type(error).__mro__ if c in STATUS_BY_DOMAIN_ERROR), 409)
-    return ApiError(status, error.code, error.message, **error.extra)
+    headers = {"Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS} if status == 503 else None
+    return ApiError(status, error.code, error.message, headers, **error.extra)
 
 
 def answer_for(error: Exception, method: str = "", path: str = "") -> JSONResponse:
@@ -73,7 +77,7 @@ def answer_for(error: Exception, method: str = "", path: str = "") -> JSONRespon
         return problem(error.status, error.code, error.message, error.headers, **error.extra)
     if isinstance(error, domain.BookingError):
         api = from_domain(error)
-        return problem(api.status, api.code, api.message, **api.extra)
+        return problem(api.status, api.code, api.message, api.headers, **api.extra)
     log.error("unhandled error on %s %s", method, path, exc_info=error)
     return problem(500, "internal_error", "something went wrong on our side")
 

@@ -5,8 +5,12 @@ finds it ``running`` (409) or ``done`` (the stored answer, replayed byte for byt
 that differs is a reused key (422). An answer worth retrying (a 5xx) is not kept: the key
 is released so the client's retry really runs.
 
+A key is an opaque string, compared exactly (``casekey-x`` and ``CASEKEY-x`` are two keys)
+and scoped to its member.
+
 Claims and answers of concurrent requests are written together, one transaction per batch,
-so the ledger costs a hold a share of two commits rather than two commits of its own.
+so the ledger costs a hold a share of two commits rather than two commits of its own; a
+batch that fails is written again one request at a time, so one request's failure stays its own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import secrets
 import time
 from typing import Awaitable, Callable
@@ -22,9 +27,11 @@ from fastapi.responses import Response
 
 from api.batcher import Batcher
 from api.errors import ApiError, from_domain
-from domain.errors import BookingError
+from domain.errors import BookingError, StoreUnavailable
 from persistence.records import IdempotencyClaim
 from persistence.store import SqlStore
+
+log = logging.getLogger(__name__)
 
 KEY_CHARS_MAX = 64
 BATCH_MAX = 512
@@ -55,11 +62,14 @@ class IdempotencyLedger:
         self._answers = Batcher(self._answer_batch, BATCH_MAX)
 
     async def _claim_batch(self, _key, claims: list[IdempotencyClaim]) -> list:
-        return await self._store.claim_idempotency_keys(claims, time.time())
+        return await _batch_or_each(lambda some: self._store.claim_idempotency_keys(some, time.time()), claims)
 
     async def _answer_batch(self, _key, answers: list) -> list:
-        await self._store.finish_idempotency_keys(answers, time.time())
-        return [None] * len(answers)
+        async def finish(some: list) -> list:
+            await self._store.finish_idempotency_keys(some, time.time())
+            return [None] * len(some)
+
+        return await _batch_or_each(finish, answers)
 
     async def run_once(self, member_id: int, key: str | None, fingerprint: str, work: Work,
                        refusal: BookingError | ApiError | None = None) -> Response:
@@ -73,6 +83,8 @@ class IdempotencyLedger:
         answer = (refused[0], _json(refused[1])) if refused else None
         claim = IdempotencyClaim(member_id, key, fingerprint, f"{_CLAIM_PREFIX}{next(_claim_numbers):016x}", answer)
         record = await self._claims.submit("claims", claim)
+        if isinstance(record, Exception):
+            raise record
         if record is not None:
             if record.request_hash != fingerprint:
                 raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
@@ -88,6 +100,9 @@ class IdempotencyLedger:
             status, body = await work()
         except (BookingError, ApiError) as error:
             status, body = _answer(error)
+            if status >= 500:  # not kept, and answered with its headers (Retry-After) by the caller
+                await self._store.abandon_idempotency_key(claim)
+                raise
         except BaseException:
             await self._store.abandon_idempotency_key(claim)
             raise
@@ -95,8 +110,32 @@ class IdempotencyLedger:
         if status >= 500:
             await self._store.abandon_idempotency_key(claim)
         else:
-            await self._answers.submit("answers", (claim, status, text))
+            failed = await self._answers.submit("answers", (claim, status, text))
+            if failed is not None:
+                raise failed
         return Response(text, status_code=status, media_type="application/json")
+
+
+async def _batch_or_each(write: Callable[[list], Awaitable[list]], items: list) -> list:
+    """``write(items)``, or else each item written alone, its error as its result: one bad item
+    (a driver's surprise at one key) must not fail every other member's request batched with it.
+    A store that cannot be reached would fail each alone as well, so that fails the batch."""
+    try:
+        return await write(items)
+    except StoreUnavailable:
+        raise
+    except Exception:
+        if len(items) == 1:
+            raise
+        log.exception("a batch of %d idempotency writes failed; writing each alone", len(items))
+    results = []
+    for item in items:
+        try:
+            [result] = await write([item])
+        except Exception as error:
+            result = error
+        results.append(result)
+    return results
 
 
 def _json(body: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 SEATS_PER_REQUEST_MAX = 20
 
@@ -127,7 +127,8 @@ class SeatsOut(BaseModel):
 
 
 class HoldIn(Strict):
-    seat_ids: list[int] = Field(min_length=1, max_length=SEATS_PER_REQUEST_MAX)
+    # strict: ``true``, ``"13"`` and ``13.0`` are not seat ids, whatever pydantic could coerce them to
+    seat_ids: list[StrictInt] = Field(min_length=1, max_length=SEATS_PER_REQUEST_MAX)
 
 
 class HoldOut(BaseModel):

@@ -16,6 +16,7 @@ from api import models
 from api.auth import Caller, hash_password, password_matches
 from api.errors import ApiError, invalid_request
 from api.idempotency import request_fingerprint
+from api.ratelimit import client_address
 from api.service import BookingService
 from domain.booking import Booking
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
@@ -132,11 +133,16 @@ async def sign_up(body: models.SignUp, svc: Service):
     return member_out(member)
 
 
-@router.post("/api/sessions", response_model=models.SessionOut, tags=["members"])
-async def log_in(body: models.Login, svc: Service):
+@router.post("/api/sessions", response_model=models.SessionOut, tags=["members"],
+             responses={429: {"model": models.Problem, "description": "too many failed logins; see Retry-After"}})
+async def log_in(body: models.Login, request: Request, svc: Service):
+    address = client_address(request.client.host if request.client else None,
+                             ",".join(request.headers.getlist("x-forwarded-for")), request.headers.get("x-real-ip"))
+    svc.login_throttle.attempt(body.username, address, time.time())
     member = await svc.store.member_by_username(body.username)
     if not await password_matches(member.password_hash if member else None, body.password) or member is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    svc.login_throttle.succeeded(body.username, address)
     return models.SessionOut(token=svc.tokens.session(member.id, member.role), member=member_out(member))
 
 
@@ -302,7 +308,7 @@ def read_json_body(model: type[BaseModel], content_type: str | None, body: bytes
         if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
             try:
                 value = json.loads(body)
-            except UnicodeDecodeError:
+            except (UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than the decoder goes
                 raise ApiError(400, "bad_request", "There was an error parsing the body") from None
             except json.JSONDecodeError as error:
                 raise invalid_request([{"loc": ["body", error.pos], "msg": "JSON decode error"}]) from None
@@ -389,11 +395,17 @@ async def log_filters(
     cursor: Annotated[str | None, Query(max_length=20, description="next_cursor of the previous page")] = None,
 ) -> LogQuery:
     """The filters of both log views, bounded; a cursor is the last event id of the page before."""
-    if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):
+    if cursor is not None and not is_cursor(cursor):
         raise ApiError(422, "bad_cursor", "the cursor is not one this service gave out")
     return LogQuery(booking_id=booking_id, member_id=member_id, seat_id=seat_id, type=type,
                     since=parse_time(since, "since"), until=parse_time(until, "until"),
                     before_id=int(cursor) if cursor else None, limit=limit)
+
+
+def is_cursor(text: str) -> bool:
+    """An event id as this service writes it: 1 to 18 ASCII digits. (``str.isdigit`` alone also
+    takes digits such as '²' that ``int`` refuses.)"""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 LogFilters = Annotated[LogQuery, Depends(log_filters)]

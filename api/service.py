@@ -21,7 +21,7 @@ from actors.seat_block import HoldRequest, start_block
 from api.auth import Caller, Tokens
 from api.batcher import Batcher
 from api.models import QueueAnswer, SectionOut, VenueOut
-from api.ratelimit import RateLimiter
+from api.ratelimit import LoginThrottle, RateLimiter
 from api.errors import ApiError
 from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
@@ -82,6 +82,7 @@ class BookingService:
         self.tokens = Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds,
                              settings.pollers_remembered_max)
         self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas)
+        self.login_throttle = LoginThrottle(settings.ingress_replicas)
         self.idempotency = IdempotencyLedger(self.store)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max)
         self.venue_out = venue_out(settings, list(self.providers))

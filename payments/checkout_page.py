@@ -102,6 +102,7 @@ CHECKOUT_PAGE_HEADERS: dict[str, str] = {
     ),
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
 }
 

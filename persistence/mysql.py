@@ -11,9 +11,15 @@ from urllib.parse import unquote, urlparse
 import aiomysql
 import pymysql
 
-from persistence.store import Conflict, SqlStore, Transaction
+from domain.errors import StoreUnavailable
+from persistence.store import UNAVAILABLE, Conflict, SqlStore, Transaction
 
 POOL_SIZE_MAX = 8
+CONNECT_TIMEOUT_SECONDS = 3
+# the server is down, unreachable, restarting or full, rather than the statement wrong: can't
+# connect (2002, 2003), gone away (2006), lost during a query (2013, 2055), too many
+# connections (1040), shutting down (1053), connection killed (1927)
+UNREACHABLE_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
 
 
 @lru_cache(maxsize=512)
@@ -50,6 +56,13 @@ class _MySQLTransaction(Transaction):
         return self._cursor.lastrowid
 
 
+def is_unreachable(error: pymysql.err.Error) -> bool:
+    """Whether ``error`` says the server cannot be talked to, not that a statement is wrong."""
+    if isinstance(error, pymysql.err.InterfaceError):  # a connection already closed under us
+        return True
+    return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in UNREACHABLE_CODES
+
+
 def connection_args(db_url: str) -> dict:
     """``mysql://user:pass@host:port/db`` → aiomysql keyword arguments."""
     url = urlparse(db_url)
@@ -77,23 +90,30 @@ class MySQLStore(SqlStore):
         if self._pool is None:
             self._pool = await aiomysql.create_pool(
                 minsize=1, maxsize=self._pool_size, autocommit=False, charset="utf8mb4",
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", **self._args,
             )
         return self._pool
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        pool = await self._get_pool()
-        async with pool.acquire() as connection:
-            # no BEGIN: with autocommit off the first statement opens the transaction, which
-            # saves a round trip on every commit (the journal's and the ledger's included)
-            try:
-                async with connection.cursor() as cursor:
-                    yield _MySQLTransaction(cursor)
-            except BaseException:
-                await connection.rollback()
+        """One transaction; a server that cannot be reached is ``StoreUnavailable``."""
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire() as connection:
+                # no BEGIN: with autocommit off the first statement opens the transaction, which
+                # saves a round trip on every commit (the journal's and the ledger's included)
+                try:
+                    async with connection.cursor() as cursor:
+                        yield _MySQLTransaction(cursor)
+                except BaseException:
+                    await connection.rollback()
+                    raise
+                await connection.commit()
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as error:
+            if not is_unreachable(error):
                 raise
-            await connection.commit()
+            raise StoreUnavailable(UNAVAILABLE) from error
 
     def upsert(self, key: str, columns) -> str:
         return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in columns)

@@ -7,7 +7,8 @@ exists exactly while a seat is held or sold, so the database itself refuses a do
 
 from __future__ import annotations
 
-MIGRATIONS: list[list[str]] = [
+# a statement for every dialect, or a {dialect: statement} for the dialects it concerns
+MIGRATIONS: list[list[str | dict[str, str]]] = [
     [
         """CREATE TABLE IF NOT EXISTS members (
             id {BIGINT_PK},
@@ -93,6 +94,13 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE payments ADD COLUMN settles_booking VARCHAR(32)",
         "CREATE UNIQUE INDEX payments_one_success ON payments (settles_booking)",
     ],
+    [
+        # an Idempotency-Key is an opaque string compared exactly: MySQL's default collation took
+        # "casekey-x" and "CASEKEY-x" for one key. Keys are printable ASCII of at most 64
+        # characters, so each converts byte for byte, and keys distinct before stay distinct.
+        # SQLite compares TEXT exactly already.
+        {"mysql": "ALTER TABLE idempotency_keys MODIFY idem_key VARBINARY(64) NOT NULL"},
+    ],
 ]
 
 DIALECTS = {
@@ -111,5 +119,10 @@ DIALECTS = {
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL)"
 
 
-def render(dialect: str, statement: str) -> str:
+def render(dialect: str, statement: str | dict[str, str]) -> str | None:
+    """The statement in ``dialect``; ``None`` if it has nothing to do there."""
+    if isinstance(statement, dict):
+        statement = statement.get(dialect)
+        if statement is None:
+            return None
     return statement.format(**DIALECTS[dialect])

@@ -15,9 +15,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Sequence
 
-from persistence.store import Conflict, SqlStore, Transaction
+from domain.errors import StoreUnavailable
+from persistence.store import UNAVAILABLE, Conflict, SqlStore, Transaction
 
 BUSY_TIMEOUT_MS = 10_000
+# the file cannot be used at the moment, rather than the statement wrong
+UNAVAILABLE_MESSAGES = ("database is locked", "database table is locked", "unable to open database file", "disk i/o error")
+
+
+def is_unavailable(error: sqlite3.OperationalError) -> bool:
+    return str(error).lower().startswith(UNAVAILABLE_MESSAGES)
 
 
 class _SQLiteTransaction(Transaction):
@@ -60,12 +67,16 @@ class SQLiteStore(SqlStore):
 
     async def _run(self, work):
         def call():
-            if self._connection is None:
-                self._connection = self._connect()
             try:
+                if self._connection is None:
+                    self._connection = self._connect()
                 return work(self._connection)
             except sqlite3.IntegrityError as error:
                 raise Conflict(str(error)) from error
+            except sqlite3.OperationalError as error:
+                if is_unavailable(error):
+                    raise StoreUnavailable(UNAVAILABLE) from error
+                raise
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 

@@ -17,11 +17,16 @@ from persistence.records import IdempotencyClaim, IdempotencyRecord, LogEvent, L
 from persistence.schema import MIGRATIONS, VERSION_TABLE, render
 
 LOG_PAGE_MAX = 500
+UNAVAILABLE = "the booking store cannot be reached; try again in a moment"
 IDEMPOTENCY_SECONDS = 24 * 3600
 
 
 class Conflict(Exception):
-    """A uniqueness constraint refused a write (a taken username, a claimed seat, a seen event)."""
+    """A uniqueness constraint refused a write (a taken username, a claimed seat, a seen event).
+
+    A store that cannot be reached raises ``domain.errors.StoreUnavailable`` instead of its
+    driver's error, so every caller can tell "try again shortly" from a fault of its own.
+    """
 
 
 class Transaction(ABC):
@@ -72,7 +77,9 @@ class SqlStore(ABC):
             current = (row[0] or 0) if row else 0
             for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
                 for statement in statements:
-                    await tx.execute(render(self.dialect, statement))
+                    rendered = render(self.dialect, statement)
+                    if rendered is not None:
+                        await tx.execute(rendered)
                 await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         return len(MIGRATIONS)
 
@@ -355,7 +362,7 @@ class SqlStore(ABC):
                 f"FROM idempotency_keys WHERE {' OR '.join(['(member_id = ? AND idem_key = ?)'] * len(pairs))}",
                 [value for pair in pairs for value in pair],
             )
-            stored = {(row[0], row[1]): row for row in rows}
+            stored = {(row[0], _key_text(row[1])): row for row in rows}
             stale = [r for r in requests if stored[(r.member_id, r.key)][7] < now - IDEMPOTENCY_SECONDS]
             for request in stale:
                 await tx.execute(
@@ -435,6 +442,11 @@ def _bookings_from_rows(rows: Iterable[tuple]) -> list[Booking]:
         Booking(booking_id, member_id, tuple(seats), BookingStatus(status), created_at, expires_at)
         for booking_id, (member_id, status, created_at, expires_at, seats) in grouped.items()
     ]
+
+
+def _key_text(stored_key: str | bytes) -> str:
+    """An idempotency key as it was sent: MySQL keeps it as bytes, so that it compares exactly."""
+    return stored_key.decode() if isinstance(stored_key, bytes) else stored_key
 
 
 def _claimed_state(claim: IdempotencyClaim) -> tuple[str, int | None, str | None]:

@@ -240,6 +240,24 @@ def test_same_key_raced_makes_one_booking(service, starts):
     wait_for_seats(buyer.http, {seat: "H"})
 
 
+def test_a_key_differing_only_in_case_is_another_key_and_fails_no_one_else(service, starts):
+    """Keys are compared exactly: MariaDB's default collation once took the two for one key,
+    and the hold failed with 500 together with every other member's hold batched with it."""
+    first, *others = crowd(service, 12)
+    key = f"casekey-{uuid.uuid4().hex[:8]}"
+    earlier = first.hold([starts[8] + 1], key=key)
+    assert earlier.status_code == 201, earlier.text
+    calls = [lambda: first.hold([starts[8] + 2], key=key.upper())]
+    calls += [lambda person=person, n=n: person.hold([starts[8] + 3 + n]) for n, person in enumerate(others)]
+    answers = all_at_once(calls)
+    assert [a.status_code for a in answers] == [201] * len(calls), [a.text for a in answers if a.status_code != 201]
+    assert answers[0].headers.get("Idempotency-Replayed") is None, "the case variant ran as a key of its own"
+    assert answers[0].json()["booking_id"] != earlier.json()["booking_id"]
+    for sent, seat, answer in ((key, starts[8] + 1, earlier), (key.upper(), starts[8] + 2, answers[0])):
+        replay = first.hold([seat], key=sent)
+        assert (replay.status_code, replay.json(), replay.headers.get("Idempotency-Replayed")) == (201, answer.json(), "true")
+
+
 def _mysql(db_url: str) -> pymysql.connections.Connection:
     url = urlparse(db_url)
     return pymysql.connect(host=url.hostname, port=url.port or 3306, user=url.username or "root",

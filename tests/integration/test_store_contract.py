@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from unittest.mock import ANY
 
 import pytest
@@ -9,7 +11,8 @@ import pytest
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
 from domain.seat_block import SeatBlock
 from domain.venue import Venue
-from persistence import Conflict
+from domain.errors import StoreUnavailable
+from persistence import Conflict, open_store
 from persistence.records import IdempotencyClaim, LogEvent, LogQuery, Payment
 
 VENUE = Venue.grid(2, 4, 10, 2)
@@ -191,3 +194,60 @@ def test_changes_know_whether_they_take_or_free_seats():
     confirmed = Booking("b", 1, (1,), BookingStatus.CONFIRMED, 0, 60)
     change = BookingChange(EventType.BOOKING_CONFIRMED, confirmed, BookingStatus.HELD, 1)
     assert not change.claims_seats and not change.releases_seats
+
+
+def port_where_nothing_listens() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+async def test_a_store_that_cannot_be_reached_is_unavailable_at_once(kind, tmp_path):
+    """Not a driver's error (a 500): the store says "try again shortly" (a 503), within seconds."""
+    url = {"sqlite": f"sqlite:///{tmp_path}",  # a folder: "unable to open database file"
+           "mysql": f"mysql://root@127.0.0.1:{port_where_nothing_listens()}/encore"}[kind]
+    store = open_store(url)
+    started = time.monotonic()
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            await store.member_by_username("alice")
+    assert time.monotonic() - started < 2 * 3 + 1
+    await store.close()
+
+
+async def test_statement_errors_are_not_called_unavailable(store):
+    async with store.transaction() as tx:
+        with pytest.raises(Exception) as raised:
+            await tx.execute("SELECT no_such_column FROM members")
+    assert not isinstance(raised.value, StoreUnavailable)
+
+
+async def test_idempotency_keys_are_compared_exactly(store):
+    [alice] = await members(store, 1)
+    keys = ["casekey-x", "CASEKEY-x", "Casekey-X", "casekey-x "]
+    claims = [IdempotencyClaim(alice, key, f"hash-{n}", f"c{n}") for n, key in enumerate(keys)]
+    assert await store.claim_idempotency_keys(claims[:1], 100.0) == [None]
+    assert await store.claim_idempotency_keys([IdempotencyClaim(alice, "casekey-x", "hash-0", "again"), *claims[1:]], 101.0) == [
+        ANY, None, None, None]
+    await store.finish_idempotency_keys([(claim, 201, claim.key) for claim in claims], 102.0)
+    replays = await store.claim_idempotency_keys([IdempotencyClaim(alice, key, "h", f"r{n}") for n, key in enumerate(keys)], 103.0)
+    assert [replay.response_body for replay in replays] == keys
+
+
+async def test_idempotency_keys_stored_before_the_migration_stay_and_compare_exactly(db_url, monkeypatch):
+    import persistence.store
+
+    store = open_store(db_url)
+    monkeypatch.setattr(persistence.store, "MIGRATIONS", persistence.store.MIGRATIONS[:2])
+    await store.migrate()
+    [alice] = await members(store, 1)
+    before = IdempotencyClaim(alice, "casekey-x", "hash-a", "c1")
+    await store.claim_idempotency_keys([before], 100.0)
+    await store.finish_idempotency_keys([(before, 201, "first")], 100.0)
+    monkeypatch.undo()
+    await store.migrate()
+    [replay, variant] = await store.claim_idempotency_keys(
+        [IdempotencyClaim(alice, "casekey-x", "hash-a", "c2"), IdempotencyClaim(alice, "CASEKEY-x", "hash-b", "c3")], 101.0)
+    assert (replay.state, replay.response_body) == ("done", "first") and variant is None
+    await store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from functools import partial
 from types import SimpleNamespace
@@ -21,11 +22,13 @@ from api.auth import Tokens
 from api.edge import BODY_BYTES_MAX, create_app
 from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
-from api.ratelimit import RateLimiter
+from api.ratelimit import LoginThrottle, RateLimiter
 from api.routes import accepts_gzip
 from api.seatmap import SeatMap
 from api.service import BookingService
+from domain.errors import BookingNotFound
 from encore.settings import Settings
+from persistence import open_store
 
 SETTINGS = Settings(db_url="sqlite:///:memory:", secret_key="edge-test-secret")
 BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}
@@ -42,7 +45,7 @@ def fake_service() -> SimpleNamespace:
         seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
         tokens=Tokens(SETTINGS.secret_key, 3600, 600, pollers_remembered_max=16), start_background=lambda: None,
         rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
-        hold_refusal=lambda seat_ids: None,
+        hold_refusal=lambda seat_ids: None, providers={"mockpay": None}, login_throttle=LoginThrottle(),
     )
     service._queue_answer = partial(BookingService._queue_answer, service)
     service.poll_queue = partial(BookingService.poll_queue, service)
@@ -168,6 +171,9 @@ HOLD_REFUSALS = {
     "no body": ({}, b""),
     "an extra field": ({}, b'{"seat_ids": [1], "price": 0}'),
     "a seat id is a word": ({}, b'{"seat_ids": ["one"]}'),
+    "a seat id is true": ({}, b'{"seat_ids": [true]}'),
+    "a seat id is digits in a string": ({}, b'{"seat_ids": ["13929"]}'),
+    "a seat id is a float": ({}, b'{"seat_ids": [13929.0]}'),
     "too many seats for one request": ({}, json.dumps({"seat_ids": list(range(21))}).encode()),
     "not UTF-8": ({}, b'{"seat_ids": [1]}\xff'),
     "no idempotency key": ({"Idempotency-Key": None}, b'{"seat_ids": [1]}'),
@@ -224,3 +230,170 @@ def test_the_schema_still_describes_the_hot_routes(edge):
     assert poll["ticket"]["required"] is True and "if-none-match" in {
         p["name"] for p in paths["/api/seats"]["get"]["parameters"]}
     assert json.dumps(paths["/api/queue"]["get"]["responses"]["200"]).count("QueueOut") == 1
+
+
+@pytest.mark.parametrize("path", ["/api/me/logs", "/api/admin/logs"])
+@pytest.mark.parametrize("cursor", ["%C2%B2", "%D9%A3", "1%C2%B2", "0x10", "-1", "1234567890123456789"])
+def test_a_cursor_this_service_did_not_give_out_is_refused(edge, path, cursor):
+    admin = {"Authorization": f"Bearer {edge.service.tokens.session(1, 'admin')}"}
+    answer = edge.request("GET", f"{path}?cursor={cursor}", headers=admin)
+    assert (answer.status_code, answer.json()["code"]) == (422, "bad_cursor"), answer.text
+
+
+@pytest.mark.parametrize("path", ["/api/members", "/api/sessions", "/api/holds", "/api/payments/mockpay/callback"])
+def test_a_long_body_without_a_length_is_refused_before_its_end_on_every_route(edge, path):
+    chunk, sent = b" " * 1024, []
+
+    async def five_megabytes():
+        for _ in range(5 * 1024):
+            sent.append(len(chunk))
+            yield chunk
+
+    answer = edge.request("POST", path, content=five_megabytes(), headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()["code"]) == (413, "body_too_large"), answer.text
+    assert sum(sent) <= BODY_BYTES_MAX + len(chunk), "read no further than the bound"
+
+
+@pytest.mark.parametrize("path", ["/api/members", "/api/sessions", "/api/holds"])
+def test_deeply_nested_json_is_refused_as_a_problem(edge, path):
+    tokens = edge.service.tokens
+    headers = {"Authorization": f"Bearer {tokens.session(7, 'user')}", "X-Admission-Token": tokens.admission(7, 1, 0, time.time() + 60),
+               "Idempotency-Key": "deep", "Content-Type": "application/json"}
+    started = time.perf_counter()
+    answer = edge.request("POST", path, content=b"[" * 5000 + b"]" * 5000, headers=headers)
+    assert 400 <= answer.status_code < 500 and answer.json()["code"] in ("bad_request", "validation_error"), answer.text
+    assert time.perf_counter() - started < 1.0
+
+
+def assert_security_headers(answer: httpx.Response) -> None:
+    policy = answer.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy, policy
+    assert answer.headers["x-frame-options"] == "DENY" and answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] in ("same-origin", "no-referrer", "strict-origin-when-cross-origin")
+    assert len(answer.headers.get_list("content-security-policy")) == 1
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/"), ("GET", "/static/app.js"), ("GET", "/static/css/app.css"), ("GET", "/api/seats"), ("GET", "/api/venue"),
+    ("GET", "/api/queue?ticket=x"), ("POST", "/api/holds"), ("GET", "/api/me"), ("GET", "/static-ceiling"),
+    ("GET", "/openapi.json"), ("GET", "/no/such/page"), ("GET", "/docs"),
+])
+def test_every_answer_carries_the_security_headers(edge, method, path):
+    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], hold_seconds=1, max_seats_per_member=4,
+                                                    price_per_seat=1, providers=[])
+    answer = edge.request(method, path)
+    assert answer.status_code < 500, answer.text
+    assert_security_headers(answer)
+
+
+def test_the_page_policy_allows_what_the_page_loads_and_the_docs_theirs(edge):
+    page = edge.request("GET", "/")
+    assert "<script type=\"module\" src=\"/static/app.js\">" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in policy and "img-src 'self' data:" in policy
+    docs = edge.request("GET", "/docs")
+    assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"] and "swagger-ui" in docs.text
+
+
+def test_the_checkout_page_keeps_its_own_policy(edge):
+    from payments import CHECKOUT_PAGE_HEADERS, providers_from_settings
+    from persistence.records import Payment
+
+    async def payment_of(provider, payment_id):
+        return Payment(payment_id, "b1", 7, provider, 110000, "pending", 1.0, 1.0)
+
+    async def no_booking(booking_id):
+        return None
+
+    edge.service.providers = providers_from_settings(["mockpay"], SETTINGS.secret_key, 0, 0)
+    edge.service.payment_of, edge.service.venue = payment_of, SETTINGS.venue
+    edge.service.store = SimpleNamespace(booking=no_booking)
+    answer = edge.request("GET", "/pg/mockpay/checkout/pay_1")
+    assert answer.status_code == 200 and "<script>" in answer.text
+    assert answer.headers.get_list("content-security-policy") == [CHECKOUT_PAGE_HEADERS["Content-Security-Policy"]]
+    assert answer.headers.get_list("referrer-policy") == ["no-referrer"] and answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers.get_list("cache-control") == ["no-store"]
+
+
+def test_answers_for_one_member_are_never_stored_by_a_cache(edge):
+    from api.auth import HASHER
+    from persistence.records import Member
+
+    member = Member(7, "alice", "Alice", "admin", HASHER.hash("a-good-password"))
+
+    async def found(*args):
+        return member
+
+    async def nothing(*args):
+        return []
+
+    async def not_found(*args):
+        raise BookingNotFound("no such booking")
+
+    edge.service.store = SimpleNamespace(member_by_username=found, member_by_id=found, query_log=nothing, member_bookings=nothing)
+    edge.service.booking = not_found
+    tokens = edge.service.tokens
+    session = {"Authorization": f"Bearer {tokens.session(7, 'admin')}"}
+    login = edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"})
+    assert login.status_code == 200 and login.json()["token"]
+    answers = [login] + [edge.request("GET", path, headers=session) for path in (
+        "/api/me", "/api/me/logs", "/api/admin/logs", "/api/me/bookings", "/api/bookings/b1",
+        f"/api/queue?ticket={tokens.ticket(7, 31, 0, 3600)}")]
+    answers.append(edge.request("POST", "/api/bookings/b1/payments", json={"provider": "mockpay"}, headers=session))
+    for answer in answers:
+        assert answer.headers.get_list("cache-control") == ["no-store"], (answer.request.url, answer.status_code)
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 404, 200, 403]
+
+
+def test_public_reads_stay_cacheable_with_or_without_a_session(edge):
+    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], hold_seconds=1, max_seats_per_member=4,
+                                                    price_per_seat=1, providers=[])
+    session = {"Authorization": f"Bearer {edge.service.tokens.session(7, 'user')}"}
+    for headers in ({}, session):
+        assert edge.request("GET", "/api/seats", headers=headers).headers["cache-control"] == "public, max-age=1"
+        assert edge.request("GET", "/api/venue", headers=headers).headers["cache-control"] == "public, max-age=3600"
+    assert "cache-control" not in edge.request("GET", "/static/app.js").headers
+    assert edge.request("GET", "/").headers["cache-control"] == "no-cache"
+
+
+def test_while_the_store_is_down_answers_are_a_quick_503(edge):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    store = open_store(f"mysql://root@127.0.0.1:{port}/encore")
+    edge.service.store, edge.service.idempotency = store, IdempotencyLedger(store)
+    tokens = edge.service.tokens
+    session = {"Authorization": f"Bearer {tokens.session(7, 'user')}"}
+    writer = {**session, "X-Admission-Token": tokens.admission(7, 1, 0, time.time() + 60), "Idempotency-Key": "k"}
+    started = time.monotonic()
+    answers = [
+        edge.request("GET", "/api/me", headers=session),
+        edge.request("GET", "/api/me/bookings", headers=session),
+        edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"}),
+        edge.request("POST", "/api/holds", json={"seat_ids": [1]}, headers=writer),
+    ]
+    assert time.monotonic() - started < 5
+    for answer in answers:
+        assert (answer.status_code, answer.json()["code"], answer.headers["retry-after"]) == (503, "store_unavailable", "2"), (
+            answer.request.url, answer.text)
+
+
+def test_failed_logins_are_throttled_per_username_and_the_owner_gets_back_in(edge, monkeypatch):
+    from api.auth import HASHER
+    from persistence.records import Member
+
+    alice = Member(7, "alice", "Alice", "user", HASHER.hash("a-good-password"))
+
+    async def by_username(username):
+        return alice if username == "alice" else None
+
+    edge.service.store = SimpleNamespace(member_by_username=by_username)
+    guesses = [edge.request("POST", "/api/sessions", json={"username": "alice", "password": f"guess-{n}"}) for n in range(15)]
+    assert [g.status_code for g in guesses] == [401] * 5 + [429] * 10
+    assert {(g.json()["code"], g.headers["retry-after"]) for g in guesses[5:]} == {("too_many_attempts", "12")}
+    assert edge.request("POST", "/api/sessions", json={"username": "bob", "password": "guess"}).status_code == 401
+
+    later = time.time() + 12
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"}).status_code == 200
+    assert edge.request("POST", "/api/sessions", json={"username": "alice", "password": "guess-16"}).status_code == 401
