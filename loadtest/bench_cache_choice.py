@@ -93,6 +93,7 @@ def start_candidates(folder: Path) -> dict[str, object]:
         started["nginx"] = start_cache(plan_for("127.0.0.1", PORTS["nginx"], UPSTREAM_PORT), nginx)
     varnishd = shutil.which("varnishd") or "/usr/sbin/varnishd"
     if Path(varnishd).exists():
+        folder.chmod(0o755)  # varnishd reads its VCL as its own user
         vcl = folder / "bench.vcl"
         vcl.write_text(VCL % {"upstream": UPSTREAM_PORT})
         started["varnish"] = subprocess.Popen(
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     gzip_header = 'wrk.headers["Accept-Encoding"] = "gzip"'
     with tempfile.TemporaryDirectory() as folder:
+        Path(folder).chmod(0o755)  # varnishd reads its VCL as its own user
         upstream = start_upstream()
         candidates = start_candidates(Path(folder))
         try:

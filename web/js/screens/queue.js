@@ -23,7 +23,8 @@ export function mount(root, _route, scope) {
   const aheadLabel = txt("span", "queue.ahead_label", undefined, { class: "queue-number-label" });
   const aheadSentence = h("p", { id: "queue-ahead-text", class: "queue-sentence" });
   const behind = h("p", { id: "queue-behind", class: "muted small" });
-  const bar = h("div", { class: "progress-fill", style: "width: 0%" });
+  const bar = h("div", { class: "progress-fill" });
+  bar.style.width = "0%"; // set from script: the page's CSP refuses inline style attributes
   const progress = h(
     "div",
     { id: "queue-progress", class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": 0 },
