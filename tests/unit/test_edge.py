@@ -279,7 +279,7 @@ def assert_security_headers(answer: httpx.Response) -> None:
     ("GET", "/openapi.json"), ("GET", "/no/such/page"), ("GET", "/docs"),
 ])
 def test_every_answer_carries_the_security_headers(edge, method, path):
-    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], hold_seconds=1, max_seats_per_member=4,
+    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], block_rows=1, hold_seconds=1, max_seats_per_member=4,
                                                     price_per_seat=1, providers=[])
     answer = edge.request(method, path)
     assert answer.status_code < 500, answer.text
@@ -346,7 +346,7 @@ def test_answers_for_one_member_are_never_stored_by_a_cache(edge):
 
 
 def test_public_reads_stay_cacheable_with_or_without_a_session(edge):
-    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], hold_seconds=1, max_seats_per_member=4,
+    edge.service.venue_out = routes.models.VenueOut(seats=1, sections=[], block_rows=1, hold_seconds=1, max_seats_per_member=4,
                                                     price_per_seat=1, providers=[])
     session = {"Authorization": f"Bearer {edge.service.tokens.session(7, 'user')}"}
     for headers in ({}, session):
