@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lock bench bench-core bench-http bench-queue mysql browser wrk clean
+.PHONY: run test test-fast lock bench bench-core bench-http bench-queue bench-cache-choice mysql browser wrk cache clean
 
 # constraints.txt pins every package to the release tested, so a clone installs what CI ran.
 $(STAMP): pyproject.toml constraints.txt
@@ -13,12 +13,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-## Start the service on http://127.0.0.1:8000 with the embedded SQLite store.
-run: $(STAMP)
+## Start the service on http://127.0.0.1:8000 with the embedded SQLite store, behind its HTTP cache.
+run: $(STAMP) cache
 	$(BIN)/encore serve
 
 ## The whole suite: unit, integration (real MariaDB), end-to-end over HTTP and in Chromium.
-test: $(STAMP) mysql browser
+test: $(STAMP) mysql browser cache
 	$(BIN)/python -m pytest -q
 
 ## Unit tests only (no Ray, no database).
@@ -47,17 +47,26 @@ browser:
 bench-core: $(STAMP) mysql
 	$(BIN)/python -m loadtest.bench_core
 
-bench-http: $(STAMP) mysql wrk
+bench-http: $(STAMP) mysql wrk cache
 	$(BIN)/python -m loadtest.bench_http
 
-bench-queue: $(STAMP) wrk
+bench-queue: $(STAMP) wrk cache
 	$(BIN)/python -m loadtest.bench_queue
+
+## The HTTP cache in front of Serve: Debian's nginx-light, installed if missing (the service runs without it).
+cache:
+	scripts/ensure-nginx.sh
+
+## nginx, HAProxy's cache and Varnish in front of the same upstream (installs the two others).
+bench-cache-choice: $(STAMP) wrk cache
+	command -v varnishd >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish haproxy >/dev/null)
+	$(BIN)/python -m loadtest.bench_cache_choice
 
 ## The HTTP benchmarks drive load with wrk (Debian package).
 wrk:
 	scripts/ensure-wrk.sh
 
-bench: $(STAMP) mysql
+bench: $(STAMP) mysql cache
 	$(BIN)/python -m loadtest.sellout
 
 clean:
