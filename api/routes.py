@@ -189,11 +189,23 @@ async def queue_status_answer(if_none_match: str | None) -> Response:
     to the whole waiting room, asking a replica about once a second."""
     view = (await service()).queue_view
     body, etag = view.status_body, view.status_etag
-    if if_none_match is not None and etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "public, max-age=1"})
-    answer = JSONBytes(body)
-    answer.raw_headers += [(b"etag", etag.encode()), (b"cache-control", b"public, max-age=1")]
-    return answer
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=1", "X-Accel-Expires": until_this_second_ends()}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def until_this_second_ends() -> str:
+    """For the HTTP cache in front (nginx, which counts in whole seconds and drops this header
+    before it reaches a client): keep this answer until the current second ends, so that no
+    copy it serves is more than a second old."""
+    return f"@{int(time.time())}"
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match compares weakly (RFC 9110): ``W/"x"`` matches ``"x"``."""
+    strong = etag.removeprefix("W/")
+    return if_none_match is not None and strong in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
 
 
 @router.post("/api/queue/admission", response_model=models.AdmissionOut, tags=["queue"],
@@ -234,8 +246,8 @@ async def seat_map_answer(if_none_match: str | None, accept_encoding: str | None
     seat_map = (await service()).seat_map
     compressed = accepts_gzip(accept_encoding)
     headers = {"ETag": seat_map.etag_gzip if compressed else seat_map.etag, "Cache-Control": "public, max-age=1",
-               "Vary": "Accept-Encoding"}
-    if if_none_match is not None and seat_map.etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
+               "Vary": "Accept-Encoding", "X-Accel-Expires": until_this_second_ends()}
+    if etag_matches(if_none_match, seat_map.etag):
         return Response(status_code=304, headers=headers)
     if compressed:
         headers["Content-Encoding"] = "gzip"
