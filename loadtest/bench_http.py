@@ -1,10 +1,17 @@
-"""HTTP benchmark through the real front (HAProxy → Serve replicas), every figure a ratio.
+"""HTTP benchmark through the real fronts (the nginx cache → HAProxy → Serve replicas), every
+figure a ratio within the run.
 
-In one run, on one service (MariaDB): a constant route (the ceiling of this front on this
-machine, answered on the same hot path as the seat map), ``GET /api/seats`` answered 200
-(gzip, as browsers ask, and uncompressed) and 304, ``POST /api/holds`` with 13 contenders
-per seat, and login (argon2id). Targets: the seat map at ≥ 90% of the ceiling with p95 under
-150 ms at 256 connections; holds at ≥ 50% of the ceiling.
+Two ceilings are measured in the same run, each just before and after the routes divided by it:
+
+* the reference: a plain uvicorn app with 2 workers, no Ray, answering the same 15 KB seat-map
+  bytes (``loadtest/reference_app.py``) — what Python itself can do for those bytes here;
+* the static route through both fronts (``/static-ceiling``, answered by a replica on the same
+  hot path as holds) — the ceiling of a request that must reach Serve.
+
+The cached reads (the seat map gzip, uncompressed and 304, the waiting room's public status)
+are divided by the reference (target ≥ 2×, p95 < 150 ms at 256 connections); holds and login,
+which reach Serve, by the static route (holds: target ≥ 50 %). The static route is also sent
+straight to Serve's own front, so what the cache costs a request it passes through is printed.
 
     python -m loadtest.bench_http [--seconds 10] [--connections 256] [--replicas 2] [--sqlite]
 """
@@ -13,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -22,8 +31,11 @@ from pathlib import Path
 
 import httpx
 
-from encore.launcher import one_service_at_a_time, start_service, stop_service
+from encore.launcher import ROOT, one_service_at_a_time, start_service, stop_service
 from loadtest import wrk
+
+REFERENCE_PORT = 18900
+REFERENCE_WORKERS = 2
 
 CONTENDERS_PER_SEAT = 13
 SEATS_PER_BUYER_MAX = 20
@@ -104,79 +116,126 @@ def main(argv: list[str] | None = None) -> None:
         db_url = bench_db.__enter__()
     settings = dict(max_seats_per_member=SEATS_PER_BUYER_MAX, rate_limit_writes_per_minute=10_000_000,
                     queue_max_active=100_000, ingress_replicas=args.replicas)
+    reference = start_reference()
     try:
         with one_service_at_a_time():
             service = start_service(db_url, folder / "service.log", **settings)
             try:
-                results = measure(service.url, args)
+                serve_front = f"http://127.0.0.1:{int(service.env['ENCORE_PORT']) + 100}"
+                results = measure(service.url, serve_front, f"http://127.0.0.1:{REFERENCE_PORT}", args)
             finally:
                 stop_service(service.process)
     finally:
+        reference.terminate()
+        reference.wait(timeout=10)
         if not args.sqlite:
             bench_db.__exit__(None, None, None)
     print(f"\nthrough {service.url} ({'SQLite' if args.sqlite else 'MariaDB'}), {args.replicas} ingress replica(s), "
           f"{args.connections} connections, {args.seconds} s each after a {wrk.WARM_UP_SECONDS} s warm-up")
-    for static in results["statics"]:
-        print(static.line())
-    print("each route, as a share of the mean of the static runs just before and after it:")
-    for key in ("seats_200", "seats_200_identity", "seats_304", "holds", "login"):
+    for ceiling in results["ceilings"]:
+        print(ceiling.line())
+    print("each route, as a share of the mean of its ceiling's runs just before and after it:")
+    for key, ceiling_name in ROUTES:
         result, ceiling = results[key], results[f"{key}_ceiling"]
-        print(result.line() + f"  {result.per_second / ceiling:6.1%} of static")
-    seats_200, holds, identity = results["seats_200"], results["holds"], results["seats_200_identity"]
-    print(f"\nseat map 200: {seats_200.per_second / results['seats_200_ceiling']:.1%} of static (target ≥ 90%), "
-          f"p95 {seats_200.p95_ms:.0f} ms (target < 150 ms)")
-    print(f"  uncompressed: {identity.per_second / results['seats_200_identity_ceiling']:.1%} of static, p95 {identity.p95_ms:.0f} ms")
+        print(result.line() + f"  {result.per_second / ceiling:6.2f}x {ceiling_name}")
+    print()
+    for key in ("seats_200", "seats_200_identity", "seats_304", "queue_status"):
+        result = results[key]
+        print(f"{key:20} {result.per_second / results[f'{key}_ceiling']:5.2f}x the reference (target ≥ 2x), "
+              f"p95 {result.p95_ms:.0f} ms (target < 150 ms), from the cache: {result.codes}")
+    passed = results["static_direct"]
+    print(f"static route through the cache: {results['static_cached'].per_second / passed.per_second:.1%} of the same "
+          f"route sent straight to Serve's front")
+    holds = results["holds"]
     print(f"holds:        {holds.per_second / results['holds_ceiling']:.1%} of static (target ≥ 50%), "
           f"{holds.requests / results['hold_seats']:.1f} contenders per seat, {results['buyers']} buyers")
     if args.json:
-        plain = {k: [vars(r) for r in v] if k == "statics" else vars(v) if isinstance(v, wrk.Result) else v
+        plain = {k: [vars(r) for r in v] if k == "ceilings" else vars(v) if isinstance(v, wrk.Result) else v
                  for k, v in results.items()}
         args.json.write_text(json.dumps(plain, indent=2))
 
 
-def measure(base_url: str, args) -> dict:
-    """Each route runs right after a run of the static route, and the ceiling runs again at the
-    end: on a shared machine the ceiling drifts by tens of percent within a minute, so each
-    ratio divides by the mean of the static runs just before and just after its route."""
+ROUTES = [
+    ("seats_200", "reference"), ("seats_200_identity", "reference"), ("seats_304", "reference"),
+    ("queue_status", "reference"), ("static_cached", "static"), ("holds", "static"), ("login", "static"),
+]
+
+
+def start_reference() -> subprocess.Popen:
+    """The plain-Python ceiling: uvicorn, 2 workers, the seat map's bytes."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "loadtest.reference_app:app", "--port", str(REFERENCE_PORT),
+         "--workers", str(REFERENCE_WORKERS), "--log-level", "warning", "--no-access-log"], cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{REFERENCE_PORT}/api/seats", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the reference app did not start")
+
+
+def measure(base_url: str, serve_front: str, reference_url: str, args) -> dict:
+    """Each route runs between two runs of its ceiling: on a shared machine the ceiling drifts
+    by tens of percent within a minute, so each ratio divides by the mean of the two."""
     seconds, connections = args.seconds, args.connections
     wrk.warm_up(base_url, connections)
-    statics = [wrk.run("static route (ceiling)", f"{base_url}/static-ceiling", seconds, connections)]
-    results: dict = {}
+    wrk.run("warm-up", f"{reference_url}/api/seats", wrk.WARM_UP_SECONDS, connections)
+    gzip_script = f"wrk.headers['Accept-Encoding'] = {json.dumps(BROWSER_ACCEPT_ENCODING)}"
+    ceilings: list[wrk.Result] = []
+    results: dict = {"ceilings": ceilings}
+    last: dict[str, wrk.Result] = {}
 
-    def then_static(key: str, result: wrk.Result) -> None:
-        statics.append(wrk.run("static route (ceiling)", f"{base_url}/static-ceiling", seconds, connections))
-        results[key] = result
-        results[f"{key}_ceiling"] = (statics[-2].per_second + statics[-1].per_second) / 2
+    def ceiling(kind: str, script: str = "") -> wrk.Result:
+        if kind == "reference":
+            run = wrk.run(f"reference seat map {'gzip' if script else 'identity'}", f"{reference_url}/api/seats",
+                          seconds, connections, script=script)
+        else:
+            run = wrk.run("static route (ceiling)", f"{base_url}/static-ceiling", seconds, connections)
+        ceilings.append(run)
+        return run
 
-    then_static("seats_200", wrk.run(
-        "GET /api/seats 200 (gzip)", f"{base_url}/api/seats", seconds, connections,
-        script=f"wrk.headers['Accept-Encoding'] = {json.dumps(BROWSER_ACCEPT_ENCODING)}",
-    ))
-    then_static("seats_200_identity", wrk.run("GET /api/seats 200 (identity)", f"{base_url}/api/seats", seconds, connections))
-    etag = httpx.get(f"{base_url}/api/seats").headers["etag"]
-    then_static("seats_304", wrk.run(
+    def between(key: str, kind: str, route, script: str = "") -> None:
+        before = last.get(kind + script) or ceiling(kind, script)
+        results[key] = route()
+        after = last[kind + script] = ceiling(kind, script)
+        results[f"{key}_ceiling"] = (before.per_second + after.per_second) / 2
+
+    between("seats_200", "reference", lambda: wrk.run(
+        "GET /api/seats 200 (gzip)", f"{base_url}/api/seats", seconds, connections, script=gzip_script), gzip_script)
+    between("seats_304", "reference", lambda: wrk.run(
         "GET /api/seats 304", f"{base_url}/api/seats", seconds, connections,
-        script=f"wrk.headers['If-None-Match'] = {json.dumps(etag)}",
-    ))
+        script=f"wrk.headers['If-None-Match'] = {json.dumps(httpx.get(f'{base_url}/api/seats').headers['etag'])}"),
+        gzip_script)
+    between("seats_200_identity", "reference", lambda: wrk.run(
+        "GET /api/seats 200 (identity)", f"{base_url}/api/seats", seconds, connections))
+    between("queue_status", "reference", lambda: wrk.run(
+        "GET /api/queue/status", f"{base_url}/api/queue/status", seconds, connections))
 
-    expected_holds = max(1000, int(statics[-1].per_second * HOLDS_PER_STATIC_GUESS * seconds))
+    results["static_direct"] = wrk.run("static route, Serve's front", f"{serve_front}/static-ceiling", seconds, connections)
+    between("static_cached", "static", lambda: wrk.run(
+        "static route through the cache", f"{base_url}/static-ceiling", seconds, connections))
+    ceilings.append(results["static_direct"])
+
+    expected_holds = max(1000, int(last["static"].per_second * HOLDS_PER_STATIC_GUESS * seconds))
     results["hold_seats"] = min(14_000, max(100, expected_holds // CONTENDERS_PER_SEAT))
     buyers = admitted_buyers(base_url, max(BUYERS_MIN, ceil(results["hold_seats"] * BUYERS_PER_SEAT)))
     results["buyers"] = len(buyers)
     buyers_file = Path(tempfile.mkstemp(suffix=".txt")[1])
     buyers_file.write_text("\n".join(f"{t} {a}" for t, a in buyers) + "\n")
     script = wrk.lua_string_list("buyers", buyers_file) + f"SEATS = {results['hold_seats']}\n" + HOLD_LUA
-    then_static("holds", wrk.run("POST /api/holds (13x)", f"{base_url}/api/holds", seconds, connections, script=script))
+    between("holds", "static", lambda: wrk.run("POST /api/holds (13x)", f"{base_url}/api/holds", seconds, connections,
+                                               script=script))
     buyers_file.unlink()
 
     name = f"login{uuid.uuid4().hex[:8]}"
     httpx.post(f"{base_url}/api/members", json={"username": name, "password": "bench-password", "nickname": name})
     body = json.dumps({"username": name, "password": "bench-password"})
-    then_static("login", wrk.run(
+    between("login", "static", lambda: wrk.run(
         "POST /api/sessions (argon2id)", f"{base_url}/api/sessions", seconds, min(connections, 32),
-        script=f"BODY = {json.dumps(body)}\n" + LOGIN_LUA,
-    ))
-    results["statics"] = statics
+        script=f"BODY = {json.dumps(body)}\n" + LOGIN_LUA))
     return results
 
 

@@ -160,7 +160,7 @@ class Sampler(threading.Thread):
         self._kinds: dict[int, str] = {}
         self.kinds_path = path.with_name("by-process.jsonl")  # per second: CPU seconds and RSS by kind of service process
 
-    def _service_processes(self) -> list[psutil.Process]:
+    def service_processes(self) -> list[psutil.Process]:
         """The `encore serve` process, its descendants, and anything left in its session (HAProxy, Ray daemons)."""
         found: dict[int, psutil.Process] = {}
         try:
@@ -263,7 +263,7 @@ class Sampler(threading.Thread):
                 now = time.monotonic()
                 dt, last = now - last, now
                 with_pss = tick % 5 == 1
-                service = self._service_processes()
+                service = self.service_processes()
                 kinds: dict[str, float] = {}
                 rss_kinds: dict[str, int] = {}
                 s_rss, s_pss, s_cpu = self._measure(service, with_pss, kinds, rss_kinds)
