@@ -9,7 +9,7 @@ shared password must exist (``loadtest.sellout`` bulk-inserts them straight into
 because signing up 100k people through argon2id would take the machine minutes).
 
 A ``Buyer`` is one browser that serves one person after another. It fetches the venue once;
-each person then joins the queue and polls it with the suggested back-off (``poll_after_ms``),
+each person then joins the queue, reads the public status until its number comes up and claims its admission,
 polls the seat map with ``If-None-Match``, picks seats that look free, holds them with an
 ``Idempotency-Key`` (retried with the same key on a network error), pays through a mock
 provider (which declines ``ENCORE_PAYMENT_FAILURE_RATE`` of them; a declined person tries
@@ -43,6 +43,7 @@ Environment (all optional; ``loadtest.sellout`` sets them):
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -129,6 +130,12 @@ def _record_request(request_type, name, response_time, response=None, exception=
 @events.quitting.add_listener
 def _close_records(environment, **_):
     RECORDS.close()
+
+
+def ticket_number(ticket: str) -> int | None:
+    """The place number a signed ticket carries (its payload is base64url JSON)."""
+    body = ticket.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))).get("n")
 
 
 # ---- the venue, the ranking of seats, and the shared "hot set" of the best seats that look free
@@ -316,7 +323,8 @@ class Buyer(FastHttpUser):
             HALL.learn(answer.json())
 
     def join_queue(self) -> None:
-        """Join, then poll with the suggested back-off until admitted (bounded in time)."""
+        """Join, then read the public status (answered by the HTTP cache) until the head passes
+        this ticket's number, and claim the admission once; bounded in time."""
         deadline = time.monotonic() + QUEUE_WAIT_MAX_S
         while time.monotonic() < deadline:
             RECORDS.count("queue_joins")
@@ -329,22 +337,34 @@ class Buyer(FastHttpUser):
                     gevent.sleep(1 + random.random())
                     continue
                 state = answer.json()
+            if state["state"] == "admitted" and state.get("admission_token"):
+                self.admission = state["admission_token"]
+                RECORDS.count("admitted")
+                return
+            ticket = state["ticket"]
             while time.monotonic() < deadline:
-                if state["state"] == "admitted" and state.get("admission_token"):
-                    self.admission = state["admission_token"]
-                    RECORDS.count("admitted")
-                    return
-                if state["state"] == "expired":
-                    break  # back to the end of the line: join again
-                gevent.sleep(min(POLL_S_MAX, max(0.05, state.get("poll_after_ms", 1000) / 1000)))
-                ticket = state["ticket"]
-                with self.client.get("/api/queue", params={"ticket": ticket}, headers=self.auth(),
-                                     name="GET /api/queue", catch_response=True) as answer:
+                with self.client.get("/api/queue/status", name="GET /api/queue/status", catch_response=True) as answer:
                     if answer.status_code != 200:
-                        answer.failure(f"poll {answer.status_code}")
-                        break
-                    state = answer.json()
-                    state.setdefault("ticket", ticket)
+                        answer.failure(f"status {answer.status_code}")
+                        gevent.sleep(1)
+                        continue
+                    room = answer.json()
+                number = ticket_number(ticket)
+                if (room["opened"] if number is None else number <= room["admitted_through"]):
+                    with self.client.post("/api/queue/admission", json={"ticket": ticket}, headers=self.auth(),
+                                          name="POST /api/queue/admission", catch_response=True) as answer:
+                        if answer.status_code == 200:
+                            self.admission = answer.json()["admission_token"]
+                            RECORDS.count("admitted")
+                            return
+                        code = answer.json().get("code") if answer.status_code in (403, 409) else None
+                        if code == "not_your_turn":
+                            answer.success()
+                            ticket = answer.json()["ticket"]
+                        else:
+                            answer.failure(f"claim {answer.status_code} {code}")
+                            break  # an admission that ran out, or a ticket no longer in line: join again
+                gevent.sleep(min(POLL_S_MAX, room.get("poll_after_ms", 2000) / 1000))
         RECORDS.count("queue_gave_up")
 
     def refresh_map(self) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 TARGET_SEATMAP_P95_MS = 150
 TARGET_SELLOUT_S = 300
+TARGET_CPU_MS_PER_SEAT = 15
 CONTENDERS_PER_SEAT = 13
 SEATMAP = ("GET /api/seats", "GET /api/seats (reader)")
 LATENCY_BIN_S = 5
@@ -341,6 +342,13 @@ def build(work: Path, out_dir: Path) -> dict:
         others = (cores["machine_percent"] or 0) / 100 * (run["machine"]["cpus"] or 2) - sum(
             v or 0 for k, v in cores.items() if k != "machine_percent")
         cores["everything_else"] = max(0.0, others)
+
+    if cores.get("service_cpu"):
+        figures["service_cpu_ms_per_seat"] = cores["service_cpu"] * seconds * 1000 / max(1, sold_final)
+        figures["service_cpu_ms_per_request"] = cores["service_cpu"] * 1000 / max(1e-9, everything["rps"])
+        targets.append((f"at most {TARGET_CPU_MS_PER_SEAT} ms of service CPU per seat sold",
+                        f"{figures['service_cpu_ms_per_seat']:.1f} ms ({figures['service_cpu_ms_per_request']:.2f} ms per request)",
+                        figures["service_cpu_ms_per_seat"] <= TARGET_CPU_MS_PER_SEAT))
 
     idle = phases.get("idle")
     summary.update({
