@@ -112,7 +112,7 @@ def render_config(plan: CachePlan) -> str:
     error_pages = "\n".join(f"    error_page {status} @error_{status};" for status in NGINX_ERRORS)
     user = f"user {plan.worker_user};\n" if plan.worker_user else ""
     return f"""# Written by encore/cache.py at every start; edits are lost.
-{user}worker_processes 1;
+{user}worker_processes auto;
 pid {plan.run_dir}/nginx.pid;
 error_log {plan.run_dir}/error.log warn;
 events {{
