@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from api.queue_view import POLL_MS_MAX, POLL_MS_MIN, QueueView
 from encore.settings import Settings
 
@@ -55,3 +57,26 @@ def test_a_view_sent_only_new_checkpoints_answers_as_one_sent_them_all():
     assert following._heads == [201, 301] and following._times == [1010.0, 1020.0], "the forgotten one is dropped"
     for number in (50, 150, 250, 350):
         assert following.position(number, now=1030.0) == full.position(number, now=1030.0)
+
+
+def test_the_public_status_gives_a_page_what_it_needs_to_find_its_own_place():
+    queue_view = QueueView(queue=None, settings=SETTINGS)
+    queue_view.update({"head": 101, "checkpoints": [(101, 1000.0)], "rate": 40.0, "drawing": 0, "waiting": 900,
+                       "opened": True, "opens_at": 1_796_000_000, "epoch": 0, "version": 1_796_000_123_456})
+    status = json.loads(queue_view.status_body)
+    assert status == {"version": 1_796_000_123_456, "opened": True, "opens_at": "2026-11-30T00:53:20Z",
+                      "admitted_through": 100, "waiting": 900, "drawing": 0, "admit_per_second": 40.0,
+                      "admission_seconds": 600, "poll_after_ms": 2000}
+    mine = queue_view.position(151, now=1001.0)
+    assert mine.ahead == 151 - (status["admitted_through"] + 1), "the page's arithmetic and the poll's agree"
+    assert mine.eta_seconds == mine.ahead / status["admit_per_second"]
+
+
+def test_the_status_tag_changes_with_the_room():
+    queue_view = QueueView(queue=None, settings=SETTINGS)
+    summary = {"head": 1, "checkpoints": [], "rate": 0, "drawing": 5, "waiting": 0, "opened": False, "opens_at": None,
+               "epoch": 0, "version": 1}
+    queue_view.update(summary)
+    before = queue_view.status_etag
+    queue_view.update({**summary, "drawing": 6, "version": 2, "checkpoints_after": None})
+    assert queue_view.status_etag != before

@@ -197,3 +197,14 @@ def test_verify_raises_nothing_but_invalid_token(token):
 def test_the_tag_is_hmac_sha256_of_context_and_body(secret, body):
     expected = hmac.new(secret, _CONTEXT + body.encode(), hashlib.sha256).digest()[:TAG_BYTES]
     assert _tag(secret, body) == _encode(expected)
+
+
+def test_every_claim_of_one_admission_gets_the_same_token(monkeypatch):
+    from api.auth import Tokens
+
+    tokens = Tokens("s" * 32, 3600, admission_seconds=600)
+    first = tokens.admission(7, 31, 0, expires_at=2_000_000_600.0)
+    monkeypatch.setattr("time.time", lambda: 2_000_000_300.0)
+    assert tokens.admission(7, 31, 0, expires_at=2_000_000_600.0) == first
+    claims = tokens.check_admission(first, tokens.caller(f"Bearer {tokens.session(7, 'user')}"))
+    assert claims["exp"] == 2_000_000_600
