@@ -397,6 +397,20 @@ def progress(work: Path, phase_start: float, stop: threading.Event, seats: int) 
 
 # ---- the audit
 
+def wait_until_no_live_holds(database: str, seconds: float) -> int:
+    """Holds still live when the sale stops expire within ``hold_seconds``: compared while they
+    do, the map (read at one moment) and the store (read at another) disagree about them.
+    Returns how many were still live when ``seconds`` ran out (0: none)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with pymysql.connect(**server_args(), database=database) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM bookings WHERE status = 'held'")
+            live = cursor.fetchone()[0]
+        if live == 0 or time.monotonic() > deadline:
+            return live
+        time.sleep(1)
+
+
 def audit(database: str, status: str, out: Path) -> dict:
     """Read MariaDB directly: double sales, agreement with the seat map and with what clients saw."""
     with pymysql.connect(**server_args(), database=database) as connection, connection.cursor() as cursor:
@@ -595,9 +609,6 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 stop_progress.set()
 
-            time.sleep(2)  # one snapshot refresh (≤ 250 ms) and a margin: the map the audit compares with
-            final = httpx.get(f"{service.url}/api/seats", timeout=30).json()["status"]
-            (work / "final-seats.txt").write_text(final)
             try:
                 (work / "metrics.txt").write_text(httpx.get(f"{service.url}/metrics", timeout=30).text)
             except httpx.HTTPError:
@@ -607,7 +618,11 @@ def main(argv: list[str] | None = None) -> int:
                 run["phases"].append(run_locust("ceiling-static-after", ["StaticCeiling"], args.ceiling_users,
                                                 args.ceiling_users, args.ceiling_seconds, service.url, work, env,
                                                 args.workers, sampler))
-            log("auditing the store …")
+            log("waiting until no hold is live, then auditing the store against the seat map …")
+            run["live_holds_left"] = wait_until_no_live_holds(database, args.hold_seconds + 30)
+            time.sleep(2)  # a snapshot refresh (≤ 250 ms) and the cache's second: the map the audit compares with
+            final = httpx.get(f"{service.url}/api/seats", timeout=30).json()["status"]
+            (work / "final-seats.txt").write_text(final)
             run["audit"] = audit(database, final, out)
         finally:
             if sampler is not None:
