@@ -189,10 +189,16 @@ async def queue_status_answer(if_none_match: str | None) -> Response:
     to the whole waiting room, asking a replica about once a second."""
     view = (await service()).queue_view
     body, etag = view.status_body, view.status_etag
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=1", "X-Accel-Expires": until_this_second_ends()}
+    headers = {"ETag": etag, "Cache-Control": LIVE_CACHE_CONTROL, "X-Accel-Expires": until_this_second_ends()}
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+# Browsers and caches keep the seat map and the queue status a second; an HTTP cache may serve
+# an expired copy one more second while it fetches the next. Sent before X-Accel-Expires: see
+# encore/cache.py, whose nginx reads the extension only in that order.
+LIVE_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=1"
 
 
 def until_this_second_ends() -> str:
@@ -245,7 +251,7 @@ async def seat_map_answer(if_none_match: str | None, accept_encoding: str | None
     that variant matches the same version, as If-None-Match compares weakly)."""
     seat_map = (await service()).seat_map
     compressed = accepts_gzip(accept_encoding)
-    headers = {"ETag": seat_map.etag_gzip if compressed else seat_map.etag, "Cache-Control": "public, max-age=1",
+    headers = {"ETag": seat_map.etag_gzip if compressed else seat_map.etag, "Cache-Control": LIVE_CACHE_CONTROL,
                "Vary": "Accept-Encoding", "X-Accel-Expires": until_this_second_ends()}
     if etag_matches(if_none_match, seat_map.etag):
         return Response(status_code=304, headers=headers)

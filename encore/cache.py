@@ -36,7 +36,12 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-CACHED_EXACT_PATHS = ("/", "/api/seats", "/api/venue", "/api/queue/status")
+# objects that change during the sale: kept as the replica says (until its second ends, then
+# served stale for at most one more second while one request refreshes them)
+LIVE_PATHS = ("/api/seats", "/api/queue/status")
+# objects fixed while the service runs: kept a second, whatever their own Cache-Control says
+FIXED_EXACT_PATHS = ("/", "/api/venue")
+CACHED_EXACT_PATHS = LIVE_PATHS + FIXED_EXACT_PATHS
 CACHED_PREFIXES = ("/static/",)
 FRESH_SECONDS = 1
 BODY_BYTES_MAX = 16 * 1024
@@ -106,8 +111,9 @@ def _json_error(status: int) -> str:
 def render_config(plan: CachePlan) -> str:
     """nginx.conf for one node's cache."""
     cached = "\n".join(
-        [f"    location = {path} {{ include {plan.run_dir}/cached.conf; }}" for path in CACHED_EXACT_PATHS]
-        + [f"    location ^~ {prefix} {{ include {plan.run_dir}/cached.conf; }}" for prefix in CACHED_PREFIXES]
+        [f"    location = {path} {{ include {plan.run_dir}/live.conf; }}" for path in LIVE_PATHS]
+        + [f"    location = {path} {{ include {plan.run_dir}/fixed.conf; }}" for path in FIXED_EXACT_PATHS]
+        + [f"    location ^~ {prefix} {{ include {plan.run_dir}/fixed.conf; }}" for prefix in CACHED_PREFIXES]
     )
     error_pages = "\n".join(f"    error_page {status} @error_{status};" for status in NGINX_ERRORS)
     user = f"user {plan.worker_user};\n" if plan.worker_user else ""
@@ -186,21 +192,35 @@ http {{
 """
 
 
-def render_cached_location() -> str:
-    """The directives of every cached location (one file, included by each)."""
-    return f"""proxy_pass http://serve_front;
+def render_cached_location(live: bool) -> str:
+    """The directives of the cached locations (one file for each kind, included by each).
+
+    A live object (the seat map, the queue status) is kept as long as the replica's
+    ``X-Accel-Expires`` says, until the current second ends; its ``Cache-Control:
+    stale-while-revalidate=1`` lets the cache serve the expired copy for one more second
+    while a single request refreshes it. Serving stale copies "while updating" without that
+    bound would hand the first reader after a quiet spell a copy as old as the quiet spell.
+    nginx reads ``stale-while-revalidate`` only when ``Cache-Control`` comes before
+    ``X-Accel-Expires`` in the answer (``api.routes`` sends them in that order).
+    """
+    common = f"""proxy_pass http://serve_front;
 proxy_cache encore;
-proxy_cache_key $uri$is_args$args|$encoding_variant;
+proxy_cache_key $uri|$encoding_variant;
 proxy_set_header Accept-Encoding $encoding_variant;
-proxy_ignore_headers Cache-Control Expires Vary Set-Cookie;
 proxy_cache_valid 200 {FRESH_SECONDS}s;
 proxy_cache_lock on;
 proxy_cache_lock_timeout 5s;
 proxy_cache_lock_age 5s;
-proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504;
 proxy_cache_background_update on;
 proxy_cache_revalidate on;
 proxy_no_cache $not_for_others;
+"""
+    if live:
+        return common + """proxy_ignore_headers Expires Vary Set-Cookie;
+proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
+"""
+    return common + """proxy_ignore_headers Cache-Control Expires Vary Set-Cookie;
+proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504;
 """
 
 
@@ -234,7 +254,8 @@ def start_cache(plan: CachePlan, binary: str) -> CacheProcess:
         entry = pwd.getpwnam(plan.worker_user)
         for folder in [plan.store_dir, *(plan.run_dir / n for n in ("body", "proxy", "fastcgi", "uwsgi", "scgi"))]:
             os.chown(folder, entry.pw_uid, entry.pw_gid)
-    (plan.run_dir / "cached.conf").write_text(render_cached_location())
+    (plan.run_dir / "live.conf").write_text(render_cached_location(live=True))
+    (plan.run_dir / "fixed.conf").write_text(render_cached_location(live=False))
     config = plan.run_dir / "nginx.conf"
     config.write_text(render_config(plan))
     command = [binary, "-p", str(plan.run_dir), "-e", str(plan.run_dir / "error.log"), "-c", str(config), "-g", "daemon off;"]

@@ -91,5 +91,5 @@ def test_answers_for_one_member_say_no_store_and_public_ones_stay_public(service
     for answer in (login, ticket, poll, member.http.get("/api/me"), member.http.get("/api/me/bookings"),
                    member.http.get("/api/me/logs"), member.http.get(f"/api/bookings/{uuid.uuid4().hex[:12]}")):
         assert answer.headers.get("cache-control") == "no-store", (answer.request.url, answer.status_code)
-    assert member.http.get("/api/seats").headers["cache-control"] == "public, max-age=1"
+    assert member.http.get("/api/seats").headers["cache-control"] == "public, max-age=1, stale-while-revalidate=1"
     assert member.http.get("/api/venue").headers["cache-control"] == "public, max-age=3600"

@@ -88,7 +88,7 @@ def test_the_seat_map_is_the_same_document_compressed_or_not(edge):
     assert plain.headers["etag"] == edge.service.seat_map.etag
     assert compressed.headers["etag"] == f"W/{plain.headers['etag']}"
     for answer in (plain, compressed):
-        assert answer.headers["vary"] == "Accept-Encoding" and answer.headers["cache-control"] == "public, max-age=1"
+        assert answer.headers["vary"] == "Accept-Encoding" and answer.headers["cache-control"] == "public, max-age=1, stale-while-revalidate=1"
 
 
 @pytest.mark.parametrize("sent", ["strong", "weak", "in a list"])
@@ -350,7 +350,7 @@ def test_public_reads_stay_cacheable_with_or_without_a_session(edge):
                                                     price_per_seat=1, providers=[])
     session = {"Authorization": f"Bearer {edge.service.tokens.session(7, 'user')}"}
     for headers in ({}, session):
-        assert edge.request("GET", "/api/seats", headers=headers).headers["cache-control"] == "public, max-age=1"
+        assert edge.request("GET", "/api/seats", headers=headers).headers["cache-control"] == "public, max-age=1, stale-while-revalidate=1"
         assert edge.request("GET", "/api/venue", headers=headers).headers["cache-control"] == "public, max-age=3600"
     assert "cache-control" not in edge.request("GET", "/static/app.js").headers
     assert edge.request("GET", "/").headers["cache-control"] == "no-cache"
