@@ -75,11 +75,11 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
     """Start the HTTP cache, a local Ray with Serve's HAProxy front behind it, migrate the
     store, deploy the app.
 
-    The cache comes first, so that while Serve starts clients get a JSON 503 rather than a
-    refused connection. Returns once ``/healthz`` answers 200 through the outermost front.
+    The cache comes first and answers every request with a JSON 503 ``starting`` until
+    Serve's own front says ``/healthz`` 200 (before that, Serve answers plain-text 404s).
+    Returns once ``/healthz`` answers 200 through the outermost front.
     """
     global _cache
-    import httpx
     import ray
     from ray import serve
 
@@ -103,15 +103,34 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
     )
     serve.start(http_options={"host": front_host, "port": front_port})
     serve.run(build(settings), name="encore", route_prefix="/")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{settings.host}:{settings.port}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+    deadline = time.monotonic() + HEALTHY_SECONDS_MAX
+    wait_until_healthy(local_url(front_host, front_port), deadline)
+    if _cache is not None:
+        _cache.mark_ready()
+        wait_until_healthy(local_url(settings.host, settings.port), deadline)
+
+
+HEALTHY_SECONDS_MAX = 120
+
+
+def local_url(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '', '::') else host}:{port}"
+
+
+def is_healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_healthy(url: str, deadline: float) -> None:
+    while not is_healthy(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}/healthz did not answer 200 within {HEALTHY_SECONDS_MAX} s")
         time.sleep(0.5)
-    raise RuntimeError("the service did not become healthy within 120 s")
 
 
 def stop() -> None:
@@ -152,7 +171,8 @@ def serve_forever(settings: Settings) -> None:
 
 def cache_forever(settings: Settings) -> None:
     """Only the HTTP cache, for a cluster node whose Serve front was started by ``ray start``
-    (``serve_config.yaml`` puts that front on ENCORE_SERVE_PORT, the cache takes ENCORE_PORT)."""
+    (``serve_config.yaml`` puts that front on ENCORE_SERVE_PORT, the cache takes ENCORE_PORT);
+    it answers 503 ``starting`` until that front's ``/healthz`` says 200."""
     from encore.cache import plan_for, start_cache
 
     binary = cache_binary(settings.model_copy(update={"cache": "on"}))
@@ -161,8 +181,11 @@ def cache_forever(settings: Settings) -> None:
           flush=True)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    upstream = local_url("127.0.0.1", settings.upstream_port)
     try:
         while not stopping and cache.process.poll() is None:
+            if cache.plan.starting_flag.exists() and is_healthy(upstream):
+                cache.mark_ready()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
