@@ -69,6 +69,7 @@ def cache_binary(settings: Settings) -> str | None:
 
 
 _cache = None
+_record = None
 
 
 def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int | None = None, dashboard: bool = False):
@@ -78,22 +79,35 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
     The cache comes first and answers every request with a JSON 503 ``starting`` until
     Serve's own front says ``/healthz`` 200 (before that, Serve answers plain-text 404s).
     Returns once ``/healthz`` answers 200 through the outermost front.
+
+    First it ends what the last run on this port left running (``encore.leftovers``) and
+    writes down who this run is, part by part as each starts.
     """
-    global _cache
+    global _cache, _record
     import ray
     from ray import serve
 
     from encore.cache import plan_for, start_cache
+    from encore.leftovers import ProcessMark, RunRecord, end_leftovers, refuse_taken_ports
     from serve_app import build
 
     for name, value in FRONT_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    asyncio.run(migrate(settings))
     binary = cache_binary(settings)
+    ended = end_leftovers(settings.port)
+    if ended:
+        print(f"Ended {ended} processes the last run on port {settings.port} left behind.", flush=True)
+    refuse_taken_ports(settings.port, host=settings.host)
+    if binary:
+        refuse_taken_ports(settings.upstream_port)
+    _record = RunRecord(settings.port, ProcessMark.of(os.getpid()))
+    _record.save()
+    asyncio.run(migrate(settings))
     front_host, front_port = (settings.host, settings.port)
     if binary:
         front_host, front_port = "127.0.0.1", settings.upstream_port
         _cache = start_cache(plan_for(settings.host, settings.port, front_port), binary)
+        record_cache()
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=dashboard,
@@ -101,13 +115,28 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
         namespace="encore",
         log_to_driver=False,
     )
+    _record.ray_session_dir = ray._private.worker._global_node.get_session_dir_path()
+    _record.ray_node_id = ray.get_runtime_context().get_node_id()
+    _record.save()
     serve.start(http_options={"host": front_host, "port": front_port})
     serve.run(build(settings), name="encore", route_prefix="/")
     deadline = time.monotonic() + HEALTHY_SECONDS_MAX
     wait_until_healthy(local_url(front_host, front_port), deadline)
     if _cache is not None:
+        record_cache()
         _cache.mark_ready()
         wait_until_healthy(local_url(settings.host, settings.port), deadline)
+
+
+def record_cache() -> None:
+    """nginx's master and its workers (which outlive a killed master and keep the port)."""
+    import psutil
+
+    from encore.leftovers import ProcessMark
+
+    master = psutil.Process(_cache.process.pid)
+    _record.cache = [ProcessMark.of(p.pid) for p in [master, *master.children()]]
+    _record.save()
 
 
 HEALTHY_SECONDS_MAX = 120
@@ -139,7 +168,7 @@ def stop() -> None:
     Ray ends its own processes; HAProxy is the proxy actor's child and outlives it, so it
     is found by the node id in its config path.
     """
-    global _cache
+    global _cache, _record
     import subprocess
 
     import ray
@@ -151,6 +180,8 @@ def stop() -> None:
     if _cache is not None:
         _cache.stop()
         _cache = None
+    _record = None
+_record = None
 
 
 def serve_forever(settings: Settings) -> None:
