@@ -70,18 +70,18 @@ def cache_binary(settings: Settings) -> str | None:
 
 _cache = None
 _record = None
+HEALTHY_SECONDS_MAX = 120
 
 
 def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int | None = None, dashboard: bool = False):
-    """Start the HTTP cache, a local Ray with Serve's HAProxy front behind it, migrate the
-    store, deploy the app.
+    """End what the last run on this port left running, start the HTTP cache, a local Ray
+    with Serve's HAProxy front behind it, migrate the store, deploy the app.
 
-    The cache comes first and answers every request with a JSON 503 ``starting`` until
-    Serve's own front says ``/healthz`` 200 (before that, Serve answers plain-text 404s).
-    Returns once ``/healthz`` answers 200 through the outermost front.
-
-    First it ends what the last run on this port left running (``encore.leftovers``) and
-    writes down who this run is, part by part as each starts.
+    Who this run is gets written down part by part as each starts (``encore.leftovers``),
+    since a kill may come at any moment. The cache comes first and answers every request
+    with a JSON 503 ``starting`` until Serve's own front says ``/healthz`` 200 (before that,
+    Serve answers plain-text 404s). Returns once ``/healthz`` answers 200 through the
+    outermost front.
     """
     global _cache, _record
     import ray
@@ -137,9 +137,6 @@ def record_cache() -> None:
     master = psutil.Process(_cache.process.pid)
     _record.cache = [ProcessMark.of(p.pid) for p in [master, *master.children()]]
     _record.save()
-
-
-HEALTHY_SECONDS_MAX = 120
 
 
 def local_url(host: str, port: int) -> str:
