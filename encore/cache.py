@@ -47,16 +47,33 @@ FRESH_SECONDS = 1
 BODY_BYTES_MAX = 16 * 1024
 START_SECONDS_MAX = 10
 
-# nginx's own refusals, as the JSON problem bodies every other error of the service has
+ERROR_PATH = "/_encore/error"
+STARTING_RETRY_SECONDS = 1
+UNAVAILABLE_RETRY_SECONDS = 2
+
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One answer nginx gives itself, as the JSON problem body every other error of the service has."""
+
+    status: int
+    code: str
+    message: str
+    retry_after: int | None = None
+
+
+# nginx's own refusals by the status nginx meets (494: request headers too large)
 NGINX_ERRORS = {
-    400: ("bad_request", "the request could not be read"),
-    413: ("body_too_large", f"request bodies are at most {BODY_BYTES_MAX} bytes"),
-    414: ("uri_too_long", "the request line is too long"),
-    494: ("headers_too_large", "the request headers are too large"),
-    502: ("unavailable", "the service is starting or restarting; try again shortly"),
-    504: ("unavailable", "the service did not answer in time; try again shortly"),
+    400: Problem(400, "bad_request", "the request could not be read"),
+    413: Problem(413, "body_too_large", f"request bodies are at most {BODY_BYTES_MAX} bytes"),
+    414: Problem(414, "uri_too_long", "the request line is too long"),
+    494: Problem(431, "headers_too_large", "the request headers are too large"),
+    500: Problem(500, "internal_error", "the front failed to answer; try again shortly"),
+    502: Problem(503, "unavailable", "the service is starting or restarting; try again shortly", UNAVAILABLE_RETRY_SECONDS),
+    504: Problem(503, "unavailable", "the service did not answer in time; try again shortly", UNAVAILABLE_RETRY_SECONDS),
 }
-STATUS_SENT_FOR = {494: 431, 502: 503, 504: 503}
+STARTING = Problem(503, "starting", "the service is starting; try again shortly", STARTING_RETRY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,12 @@ class CachePlan:
     run_dir: Path
     store_dir: Path
     worker_user: str | None = None
+
+    @property
+    def starting_flag(self) -> Path:
+        """While this file exists nginx answers every request 503 ``starting`` itself: Serve's
+        front answers plain-text 404s until the app is deployed, and nothing upstream is ready."""
+        return self.run_dir / "starting"
 
 
 def nginx_binary() -> str | None:
@@ -95,17 +118,24 @@ def _user_exists(name: str) -> bool:
         return False
 
 
-def _json_error(status: int) -> str:
-    code, message = NGINX_ERRORS[status]
-    sent = STATUS_SENT_FOR.get(status, status)
-    retry = '        add_header Retry-After 2 always;\n' if sent == 503 else ""
+def _problem_location(name: str, problem: Problem) -> str:
+    """An internal location answering one problem; a URI rather than a named location, since
+    an error met while reading the request line has no URI to redirect from (nginx then
+    answered its own HTML 500)."""
+    retry_header = f"        add_header Retry-After {problem.retry_after} always;\n" if problem.retry_after else ""
     return (
-        f"    location @error_{status} {{\n"
+        f"    location = {ERROR_PATH}/{name} {{\n"
+        f"        internal;\n"
         f"        default_type application/json;\n"
-        f"        add_header Cache-Control no-store always;\n{retry}"
-        f"        return {sent} '{{\"code\":\"{code}\",\"message\":\"{message}\"}}';\n"
+        f"        add_header Cache-Control no-store always;\n{retry_header}"
+        f"        return {problem.status} '{{\"code\":\"{problem.code}\",\"message\":\"{problem.message}\"}}';\n"
         f"    }}\n"
     )
+
+
+def render_starting_gate(plan: CachePlan) -> str:
+    """The first directive of every location that passes to Serve (one file, included by each)."""
+    return f"if (-f {plan.starting_flag}) {{ rewrite ^ {ERROR_PATH}/starting last; }}\n"
 
 
 def render_config(plan: CachePlan) -> str:
@@ -115,7 +145,12 @@ def render_config(plan: CachePlan) -> str:
         + [f"    location = {path} {{ include {plan.run_dir}/fixed.conf; }}" for path in FIXED_EXACT_PATHS]
         + [f"    location ^~ {prefix} {{ include {plan.run_dir}/fixed.conf; }}" for prefix in CACHED_PREFIXES]
     )
-    error_pages = "\n".join(f"    error_page {status} @error_{status};" for status in NGINX_ERRORS)
+    # "=status": without it nginx keeps the status it met (a 502 stayed 502, a 494 became 400)
+    error_pages = "\n".join(
+        f"    error_page {status} ={problem.status} {ERROR_PATH}/{status};" for status, problem in NGINX_ERRORS.items()
+    )
+    problems = "".join(_problem_location(str(status), problem) for status, problem in NGINX_ERRORS.items())
+    problems += _problem_location("starting", STARTING)
     user = f"user {plan.worker_user};\n" if plan.worker_user else ""
     return f"""# Written by encore/cache.py at every start; edits are lost.
 {user}worker_processes auto;
@@ -184,15 +219,16 @@ http {{
 
 {cached}
     location / {{
+        include {plan.run_dir}/starting.conf;
         proxy_pass http://serve_front;
     }}
 
-{"".join(_json_error(status) for status in NGINX_ERRORS)}    }}
+{problems}    }}
 }}
 """
 
 
-def render_cached_location(live: bool) -> str:
+def render_cached_location(plan: CachePlan, live: bool) -> str:
     """The directives of the cached locations (one file for each kind, included by each).
 
     A live object (the seat map, the queue status) is kept as long as the replica's
@@ -203,7 +239,8 @@ def render_cached_location(live: bool) -> str:
     nginx reads ``stale-while-revalidate`` only when ``Cache-Control`` comes before
     ``X-Accel-Expires`` in the answer (``api.routes`` sends them in that order).
     """
-    common = f"""proxy_pass http://serve_front;
+    common = f"""include {plan.run_dir}/starting.conf;
+proxy_pass http://serve_front;
 proxy_cache encore;
 proxy_cache_key $uri|$encoding_variant;
 proxy_set_header Accept-Encoding $encoding_variant;
@@ -232,6 +269,10 @@ class CacheProcess:
         self.plan = plan
         self.process = process
 
+    def mark_ready(self) -> None:
+        """Pass requests to Serve from now on (until now nginx answered 503 ``starting``)."""
+        self.plan.starting_flag.unlink(missing_ok=True)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -244,8 +285,12 @@ class CacheProcess:
 
 
 def start_cache(plan: CachePlan, binary: str) -> CacheProcess:
-    """Write the config, start nginx in the foreground as our child, wait until it listens."""
+    """Write the config, start nginx in the foreground as our child, wait until it listens.
+
+    It answers 503 ``starting`` to everything until ``mark_ready``."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
+    plan.run_dir.chmod(0o755)  # nginx's workers look for the starting flag in it (a refused look is a 500)
+    plan.starting_flag.touch()
     shutil.rmtree(plan.store_dir, ignore_errors=True)
     plan.store_dir.mkdir(parents=True)
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -254,8 +299,9 @@ def start_cache(plan: CachePlan, binary: str) -> CacheProcess:
         entry = pwd.getpwnam(plan.worker_user)
         for folder in [plan.store_dir, *(plan.run_dir / n for n in ("body", "proxy", "fastcgi", "uwsgi", "scgi"))]:
             os.chown(folder, entry.pw_uid, entry.pw_gid)
-    (plan.run_dir / "live.conf").write_text(render_cached_location(live=True))
-    (plan.run_dir / "fixed.conf").write_text(render_cached_location(live=False))
+    (plan.run_dir / "starting.conf").write_text(render_starting_gate(plan))
+    (plan.run_dir / "live.conf").write_text(render_cached_location(plan, live=True))
+    (plan.run_dir / "fixed.conf").write_text(render_cached_location(plan, live=False))
     config = plan.run_dir / "nginx.conf"
     config.write_text(render_config(plan))
     command = [binary, "-p", str(plan.run_dir), "-e", str(plan.run_dir / "error.log"), "-c", str(config), "-g", "daemon off;"]

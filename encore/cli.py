@@ -69,31 +69,45 @@ def cache_binary(settings: Settings) -> str | None:
 
 
 _cache = None
+_record = None
+HEALTHY_SECONDS_MAX = 120
 
 
 def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int | None = None, dashboard: bool = False):
-    """Start the HTTP cache, a local Ray with Serve's HAProxy front behind it, migrate the
-    store, deploy the app.
+    """End what the last run on this port left running, start the HTTP cache, a local Ray
+    with Serve's HAProxy front behind it, migrate the store, deploy the app.
 
-    The cache comes first, so that while Serve starts clients get a JSON 503 rather than a
-    refused connection. Returns once ``/healthz`` answers 200 through the outermost front.
+    Who this run is gets written down part by part as each starts (``encore.leftovers``),
+    since a kill may come at any moment. The cache comes first and answers every request
+    with a JSON 503 ``starting`` until Serve's own front says ``/healthz`` 200 (before that,
+    Serve answers plain-text 404s). Returns once ``/healthz`` answers 200 through the
+    outermost front.
     """
-    global _cache
-    import httpx
+    global _cache, _record
     import ray
     from ray import serve
 
     from encore.cache import plan_for, start_cache
+    from encore.leftovers import ProcessMark, RunRecord, end_leftovers, refuse_taken_ports
     from serve_app import build
 
     for name, value in FRONT_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    asyncio.run(migrate(settings))
     binary = cache_binary(settings)
+    ended = end_leftovers(settings.port)
+    if ended:
+        print(f"Ended {ended} processes the last run on port {settings.port} left behind.", flush=True)
+    refuse_taken_ports(settings.port, host=settings.host)
+    if binary:
+        refuse_taken_ports(settings.upstream_port)
+    _record = RunRecord(settings.port, ProcessMark.of(os.getpid()))
+    _record.save()
+    asyncio.run(migrate(settings))
     front_host, front_port = (settings.host, settings.port)
     if binary:
         front_host, front_port = "127.0.0.1", settings.upstream_port
         _cache = start_cache(plan_for(settings.host, settings.port, front_port), binary)
+        record_cache()
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=dashboard,
@@ -101,17 +115,48 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
         namespace="encore",
         log_to_driver=False,
     )
+    _record.ray_session_dir = ray._private.worker._global_node.get_session_dir_path()
+    _record.ray_node_id = ray.get_runtime_context().get_node_id()
+    _record.save()
     serve.start(http_options={"host": front_host, "port": front_port})
     serve.run(build(settings), name="encore", route_prefix="/")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{settings.host}:{settings.port}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+    deadline = time.monotonic() + HEALTHY_SECONDS_MAX
+    wait_until_healthy(local_url(front_host, front_port), deadline)
+    if _cache is not None:
+        record_cache()
+        _cache.mark_ready()
+        wait_until_healthy(local_url(settings.host, settings.port), deadline)
+
+
+def record_cache() -> None:
+    """nginx's master and its workers (which outlive a killed master and keep the port)."""
+    import psutil
+
+    from encore.leftovers import ProcessMark
+
+    master = psutil.Process(_cache.process.pid)
+    _record.cache = [ProcessMark.of(p.pid) for p in [master, *master.children()]]
+    _record.save()
+
+
+def local_url(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '', '::') else host}:{port}"
+
+
+def is_healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_healthy(url: str, deadline: float) -> None:
+    while not is_healthy(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}/healthz did not answer 200 within {HEALTHY_SECONDS_MAX} s")
         time.sleep(0.5)
-    raise RuntimeError("the service did not become healthy within 120 s")
 
 
 def stop() -> None:
@@ -120,7 +165,7 @@ def stop() -> None:
     Ray ends its own processes; HAProxy is the proxy actor's child and outlives it, so it
     is found by the node id in its config path.
     """
-    global _cache
+    global _cache, _record
     import subprocess
 
     import ray
@@ -132,6 +177,8 @@ def stop() -> None:
     if _cache is not None:
         _cache.stop()
         _cache = None
+    _record = None
+_record = None
 
 
 def serve_forever(settings: Settings) -> None:
@@ -152,7 +199,8 @@ def serve_forever(settings: Settings) -> None:
 
 def cache_forever(settings: Settings) -> None:
     """Only the HTTP cache, for a cluster node whose Serve front was started by ``ray start``
-    (``serve_config.yaml`` puts that front on ENCORE_SERVE_PORT, the cache takes ENCORE_PORT)."""
+    (``serve_config.yaml`` puts that front on ENCORE_SERVE_PORT, the cache takes ENCORE_PORT);
+    it answers 503 ``starting`` until that front's ``/healthz`` says 200."""
     from encore.cache import plan_for, start_cache
 
     binary = cache_binary(settings.model_copy(update={"cache": "on"}))
@@ -161,8 +209,11 @@ def cache_forever(settings: Settings) -> None:
           flush=True)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    upstream = local_url("127.0.0.1", settings.upstream_port)
     try:
         while not stopping and cache.process.poll() is None:
+            if cache.plan.starting_flag.exists() and is_healthy(upstream):
+                cache.mark_ready()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

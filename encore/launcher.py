@@ -98,12 +98,22 @@ def start_service(db_url: str, log_path: Path, **settings) -> LiveService:
         **{f"ENCORE_{k.upper()}": str(v) for k, v in settings.items()},
     }
     wait_until_port_free(PORT)
+    return launch(env, log_path)
+
+
+def restart_service(service: LiveService, log_path: Path) -> LiveService:
+    """The same service again (same store, key and settings) after its processes were killed;
+    what they left holding the ports is for ``encore serve`` itself to end, so no waiting here."""
+    return launch(service.env, log_path)
+
+
+def launch(env: dict, log_path: Path) -> LiveService:
     log = open(log_path, "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "encore.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{PORT}"
+    url = f"http://127.0.0.1:{env['ENCORE_PORT']}"
     deadline = time.monotonic() + START_SECONDS_MAX
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -111,7 +121,7 @@ def start_service(db_url: str, log_path: Path, **settings) -> LiveService:
         try:
             # only our own service says it is selling, in our own log
             if READY_LINE in log_path.read_text() and httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return LiveService(url, db_url, env, log_path, process)
+                return LiveService(url, env["ENCORE_DB_URL"], env, log_path, process)
         except httpx.HTTPError:
             pass
         time.sleep(1)

@@ -91,6 +91,7 @@ def start_candidates(folder: Path) -> dict[str, object]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if Path(nginx).exists():
         started["nginx"] = start_cache(plan_for("127.0.0.1", PORTS["nginx"], UPSTREAM_PORT), nginx)
+        started["nginx"].mark_ready()
     varnishd = shutil.which("varnishd") or "/usr/sbin/varnishd"
     if Path(varnishd).exists():
         folder.chmod(0o755)  # varnishd reads its VCL as its own user

@@ -1,0 +1,244 @@
+"""What an earlier ``encore serve`` on this port left running, found by that run's own identity
+and ended before this one starts.
+
+A ``kill -9`` of ``encore serve`` (or a machine that lost its process tree some other way)
+ends only what shares its process group. Serve's HAProxy is a process group of its own and
+keeps the port; Ray's workers each run in their own group, so a seat-block actor of the old
+run can go on expiring holds in the store beside its new copy (a split brain); nginx's
+workers outlive their master and keep the cache's port. Ending them by a name ("raylet",
+"haproxy", "nginx") would end other people's services on the same machine, so each run
+writes down who it is (``RunRecord``, a file keyed by its port) and the next start ends
+only the processes that carry that identity:
+
+* the Ray session folder (its name ends with the driver's pid) in a process's command line
+  or among its open files: the raylet, the GCS, the dashboard and every worker (their logs
+  are open in it);
+* the Ray node id in a command line: Serve's HAProxy (its config is under a folder of that
+  name);
+* the nginx master and workers recorded by pid and start time.
+
+A process counts only if it started after the recorded run did, so a reused pid is never
+taken for one of ours. If the recorded ``encore serve`` itself is still alive, nothing is
+ended and the start is refused: that is a running service, not a leftover.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+TERM_SECONDS = 5
+START_SLACK_SECONDS = 1.0
+
+
+class AlreadyRunning(SystemExit):
+    """The recorded ``encore serve`` of this port is alive: a service, not a leftover."""
+
+
+@dataclass(frozen=True)
+class ProcessMark:
+    """A process as it was when recorded: a pid alone may be reused by any later process."""
+
+    pid: int
+    started: float
+
+    @classmethod
+    def of(cls, pid: int) -> "ProcessMark":
+        return cls(pid, psutil.Process(pid).create_time())
+
+    def alive(self) -> psutil.Process | None:
+        try:
+            process = psutil.Process(self.pid)
+            return process if abs(process.create_time() - self.started) < 0.05 and process.status() != psutil.STATUS_ZOMBIE else None
+        except psutil.Error:
+            return None
+
+
+@dataclass
+class RunRecord:
+    """Who one ``encore serve`` run is, written as each part starts (a kill may come at any time)."""
+
+    port: int
+    owner: ProcessMark
+    ray_temp_dir: str = field(default_factory=lambda: str(Path(tempfile.gettempdir()) / "ray"))
+    ray_session_dir: str | None = None
+    ray_node_id: str | None = None
+    cache: list[ProcessMark] = field(default_factory=list)
+
+    @staticmethod
+    def path_for(port: int) -> Path:
+        return Path(tempfile.gettempdir()) / f"encore-run-{port}.json"
+
+    def save(self) -> None:
+        path = self.path_for(self.port)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(asdict(self)))
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, port: int) -> "RunRecord | None":
+        try:
+            data = json.loads(cls.path_for(port).read_text())
+            return cls(
+                port=data["port"], owner=ProcessMark(**data["owner"]), ray_temp_dir=data["ray_temp_dir"],
+                ray_session_dir=data["ray_session_dir"], ray_node_id=data["ray_node_id"],
+                cache=[ProcessMark(**mark) for mark in data["cache"]],
+            )
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring the unreadable run record %s: %s", cls.path_for(port), error)
+            return None
+
+    def session_dirs(self) -> list[str]:
+        """The recorded session, or (killed before it was recorded) every session folder the
+        owner's Ray made: Ray names them ``session_<time>_<driver pid>``."""
+        if self.ray_session_dir:
+            return [self.ray_session_dir]
+        found = []
+        for folder in Path(self.ray_temp_dir).glob(f"session_*_{self.owner.pid}"):
+            try:
+                if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mtime >= self.owner.started - START_SLACK_SECONDS:
+                    found.append(str(folder))
+            except OSError:
+                pass
+        return found
+
+
+def processes_of(record: RunRecord) -> list[psutil.Process]:
+    """Every live process that carries the recorded run's identity (never this process or its parents)."""
+    ours = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = {mark.pid: process for mark in [record.owner, *record.cache] if (process := mark.alive())}
+    sessions = tuple(d.rstrip("/") + "/" for d in record.session_dirs())
+    node_id = record.ray_node_id
+    since = record.owner.started - START_SLACK_SECONDS
+    if sessions or node_id:
+        for process in psutil.process_iter():
+            try:
+                if process.pid in found or process.pid in ours or process.create_time() < since:
+                    continue
+                if _carries(process, sessions, node_id):
+                    found[process.pid] = process
+            except psutil.Error:
+                continue
+    return [process for pid, process in sorted(found.items()) if pid not in ours]
+
+
+def _carries(process: psutil.Process, sessions: tuple[str, ...], node_id: str | None) -> bool:
+    command = " ".join(process.cmdline())
+    if any(session in command or session.rstrip("/") in command for session in sessions):
+        return True
+    if node_id and node_id in command:
+        return True
+    if not sessions:
+        return False
+    try:
+        descriptors = os.listdir(f"/proc/{process.pid}/fd")
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            if os.readlink(f"/proc/{process.pid}/fd/{descriptor}").startswith(sessions):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def end(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """SIGTERM, a few seconds to go, then SIGKILL; returns those that would not end."""
+    for process in processes:
+        try:
+            process.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    alive = _wait_until_gone(processes, TERM_SECONDS)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    return _wait_until_gone(alive, TERM_SECONDS)
+
+
+def _wait_until_gone(processes: list[psutil.Process], seconds: float) -> list[psutil.Process]:
+    """Those still running after ``seconds``; a zombie has ended (only its parent's wait is missing)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [p for p in processes if _running(p)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def end_leftovers(port: int) -> int:
+    """End what the last ``encore serve`` on ``port`` left running; returns how many processes.
+
+    Raises ``AlreadyRunning`` if that ``encore serve`` is itself still alive.
+    """
+    record = RunRecord.load(port)
+    if record is None:
+        return 0
+    owner = record.owner.alive()
+    if owner is not None:
+        raise AlreadyRunning(
+            f"encore serve (pid {owner.pid}) is already running on port {port}: stop it first "
+            f"(its record: {RunRecord.path_for(port)})"
+        )
+    leftovers = processes_of(record)
+    if leftovers:
+        log.warning("ending %d processes the last run on port %d left behind: %s", len(leftovers), port,
+                    ", ".join(f"{p.pid} {_name(p)}" for p in leftovers))
+    stubborn = end(leftovers)
+    if stubborn:
+        raise SystemExit(f"could not end the processes of the last run on port {port}: {[p.pid for p in stubborn]}")
+    RunRecord.path_for(port).unlink(missing_ok=True)
+    return len(leftovers)
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())[:80] or process.name()
+    except psutil.Error:
+        return "?"
+
+
+def refuse_taken_ports(*ports: int, host: str = "127.0.0.1") -> None:
+    """A port still taken after the leftovers ended belongs to something else: say whose, and stop."""
+    import socket
+
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                raise SystemExit(f"port {port} is taken by {_listener(port)}, which is no process of an earlier "
+                                 f"encore serve on this port: stop it or choose another ENCORE_PORT") from None
+
+
+def _listener(port: int) -> str:
+    try:
+        for connection in psutil.net_connections("tcp"):
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+                return f"pid {connection.pid} ({_name(psutil.Process(connection.pid))})"
+    except psutil.Error:
+        pass
+    return "another process"
