@@ -212,7 +212,14 @@ async def claim_admission(body: models.AdmissionIn, who: Authenticated, svc: Ser
                                admitted_until=iso(admitted_until))
 
 
-# ---- venue and seats
+# ---- the show, venue and seats
+
+@router.get("/api/show", response_model=models.ShowOut, tags=["seats"])
+async def show(svc: Service, response: Response):
+    """The one show on sale: title, performer, start (UTC), hall, running time, age rating, poster."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return svc.show_out
+
 
 @router.get("/api/venue", response_model=models.VenueOut, tags=["seats"])
 async def venue(svc: Service, response: Response):

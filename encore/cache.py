@@ -36,7 +36,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-CACHED_EXACT_PATHS = ("/", "/api/seats", "/api/venue", "/api/queue/status")
+CACHED_EXACT_PATHS = ("/", "/api/seats", "/api/venue", "/api/queue/status", "/api/show")
 CACHED_PREFIXES = ("/static/",)
 FRESH_SECONDS = 1
 BODY_BYTES_MAX = 16 * 1024
