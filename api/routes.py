@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -18,7 +18,7 @@ from api.errors import ApiError, invalid_request
 from api.idempotency import request_fingerprint
 from api.ratelimit import client_address
 from api.service import BookingService
-from domain.booking import Booking
+from domain.booking import Booking, booking_number
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
 from persistence import Conflict
 from persistence.records import LogQuery, Payment
@@ -102,9 +102,11 @@ def member_out(member) -> models.MemberOut:
     return models.MemberOut(id=member.id, username=member.username, nickname=member.nickname, role=member.role)
 
 
-def booking_out(svc: BookingService, booking: Booking, payment: Payment | None = None) -> models.BookingOut:
+def booking_out(svc: BookingService, booking: Booking, payment: Payment | None = None,
+                seq: int | None = None) -> models.BookingOut:
     return models.BookingOut(
         booking_id=booking.booking_id,
+        booking_number=booking_number(seq, booking.created_at) if seq is not None else None,
         member_id=booking.member_id,
         seat_ids=list(booking.seat_ids),
         seat_labels=[svc.venue.label(s) for s in booking.seat_ids],
@@ -345,24 +347,30 @@ async def pay(booking_id: str, body: models.PaymentIn, request: Request, who: Wr
 @router.get("/api/bookings/{booking_id}", response_model=models.BookingOut, tags=["bookings"])
 async def booking(booking_id: str, who: Authenticated, svc: Service):
     view = await svc.booking(booking_id, who.member_id, who.is_admin)
-    return booking_out(svc, view.booking, view.payment)
+    seqs = await svc.store.booking_seqs([view.booking.booking_id])
+    return booking_out(svc, view.booking, view.payment, seqs.get(view.booking.booking_id))
 
 
 @router.get("/api/me/bookings", response_model=models.BookingsOut, tags=["bookings"])
 async def my_bookings(who: Authenticated, svc: Service):
     bookings = await svc.store.member_bookings(who.member_id)
-    return models.BookingsOut(bookings=[booking_out(svc, b) for b in bookings])
+    ids = [b.booking_id for b in bookings]
+    seqs = await svc.store.booking_seqs(ids)
+    payments = await svc.store.latest_payments(ids)
+    return models.BookingsOut(bookings=[booking_out(svc, b, payments.get(b.booking_id), seqs.get(b.booking_id))
+                                        for b in bookings])
 
 
 # ---- mock payment providers
 
 @router.get("/pg/{provider}/checkout/{payment_id}", response_class=HTMLResponse, tags=["providers"])
-async def checkout_page(provider: str, payment_id: str, svc: Service):
+async def checkout_page(provider: str, payment_id: str, svc: Service,
+                        lang: Annotated[Literal["ko", "en"], Query(description="the page's language")] = "ko"):
     payment = await svc.payment_of(provider, payment_id)
     found = await svc.store.booking(payment.booking_id)
-    labels = [svc.venue.label(s) for s in found[0].seat_ids] if found else []
+    labels = [svc.venue.spoken_label(s, lang) for s in found[0].seat_ids] if found else []
     page = render_checkout_page(svc.providers[provider], payment.payment_id, payment.amount, labels,
-                                f"/#/bookings/{payment.booking_id}")
+                                f"/#/bookings/{payment.booking_id}", lang, svc.show_out.title)
     return HTMLResponse(page, headers=CHECKOUT_PAGE_HEADERS)
 
 

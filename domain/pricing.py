@@ -20,10 +20,10 @@ PRICE_MAX = 10_000_000
 
 # (name, price, colour, share of the sections, nearest the stage first)
 DEFAULT_GRADES: tuple[tuple[str, int, str, int], ...] = (
-    ("VIP", 165_000, "#8b3fd1", 3),
-    ("R", 143_000, "#d6336c", 4),
-    ("S", 121_000, "#2b7bd9", 4),
-    ("A", 99_000, "#2f9e6b", 4),
+    ("VIP", 165_000, "#7048e8", 3),
+    ("R", 143_000, "#e64980", 4),
+    ("S", 121_000, "#1c7ed6", 4),
+    ("A", 99_000, "#2f9e44", 4),
 )
 
 
@@ -108,7 +108,7 @@ class PriceList:
 
     @classmethod
     def parse(cls, venue: Venue, text: str, fee_per_seat: int = 0) -> "PriceList":
-        """``VIP:165000:#8b3fd1:A,B,C;R:143000:#d6336c:D,E,F,G;…`` (``ENCORE_GRADES``)."""
+        """``VIP:165000:#7048e8:A,B,C;R:143000:#e64980:D,E,F,G;…`` (``ENCORE_GRADES``)."""
         grades = []
         for part in filter(None, (p.strip() for p in text.split(";"))):
             fields = part.split(":")

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         110_000, ge=0, description="KRW; no longer prices bookings (see ENCORE_GRADES), kept for old clients of /api/venue"
     )
     grades: str = Field(
-        "", description="name:price:#colour:sections;… e.g. VIP:165000:#8b3fd1:A,B,C;R:143000:#d6336c:D,E,F,G; "
+        "", description="name:price:#colour:sections;… e.g. VIP:165000:#7048e8:A,B,C;R:143000:#e64980:D,E,F,G; "
                         "empty: VIP/R/S/A over the sections, nearest the stage dearest"
     )
     booking_fee: int = Field(0, ge=0, le=100_000, description="KRW per seat added to every booking (예매수수료)")

@@ -218,6 +218,16 @@ class SqlStore(ABC):
             )
         return _bookings_from_rows(rows)
 
+    async def booking_seqs(self, booking_ids: Sequence[str]) -> dict[str, int]:
+        """Each booking's sequence number (migration 4), from which its booking number is made."""
+        if not booking_ids:
+            return {}
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                f"SELECT booking_id, seq FROM bookings WHERE booking_id IN ({_marks(len(booking_ids))})", list(booking_ids)
+            )
+        return {booking_id: seq for booking_id, seq in rows if seq is not None}
+
     # ---- payments
 
     async def create_payment(self, payment: Payment, seat_ids: Sequence[int]) -> None:
@@ -239,6 +249,22 @@ class SqlStore(ABC):
     async def latest_payment(self, booking_id: str) -> Payment | None:
         """The payment that paid for the booking, or else the newest one started for it."""
         return await self._payment("booking_id = ? ORDER BY settles_booking IS NULL, created_at DESC", booking_id)
+
+    async def latest_payments(self, booking_ids: Sequence[str]) -> dict[str, Payment]:
+        """``latest_payment`` for many bookings in one query."""
+        if not booking_ids:
+            return {}
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
+                f"FROM payments WHERE booking_id IN ({_marks(len(booking_ids))}) "
+                "ORDER BY settles_booking IS NULL DESC, created_at",
+                list(booking_ids),
+            )
+        latest: dict[str, Payment] = {}
+        for row in rows:  # the last row of each booking wins: its settling payment, else its newest
+            latest[row[1]] = Payment(*row)
+        return latest
 
     async def _payment(self, where: str, value) -> Payment | None:
         async with self.transaction() as tx:

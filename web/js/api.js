@@ -278,6 +278,7 @@ export const api = {
   queueStatus: (signal) => get("/api/queue/status", { signal, auth: false }),
   claimAdmission: (ticket) => post("/api/queue/admission", { ticket }),
 
+  show: () => get("/api/show", { cache: "default", auth: false }),
   venue: () => get("/api/venue", { cache: "default" }),
   seats: (etag, signal) => get("/api/seats", { signal, headers: etag ? { "If-None-Match": etag } : {} }),
 

@@ -170,6 +170,6 @@ export function mount(root, _route, scope) {
     .catch(() => {})
     .finally(() => load(null));
 
-  document.title = `${admin ? t("logs.title.admin") : t("logs.title.mine")} · Encore`;
+  document.title = `${admin ? t("logs.title.admin") : t("logs.title.mine")} · ${t("app.name")}`;
   return null;
 }
