@@ -213,6 +213,7 @@ class LogEventOut(BaseModel):
     type: str
     booking_id: str | None
     member_id: int | None
+    username: str | None = Field(None, description="the member's username (null for a member no longer there)")
     seat_ids: list[int]
     detail: dict
 
@@ -220,6 +221,29 @@ class LogEventOut(BaseModel):
 class LogPageOut(BaseModel):
     events: list[LogEventOut]
     next_cursor: str | None
+
+
+class GradeSeatsOut(BaseModel):
+    grade: str
+    price: int
+    seats: int
+    sold: int
+    held: int
+    available: int
+    revenue: int = Field(description="KRW: the grade's price × its seats sold")
+
+
+class PaymentCountOut(BaseModel):
+    status: str
+    count: int
+    amount: int = Field(description="KRW, the payments' amounts added up")
+
+
+class DashboardOut(BaseModel):
+    seats_version: str = Field(description="the seat map's version the seat counts come from")
+    grades: list[GradeSeatsOut]
+    payments: list[PaymentCountOut]
+    bookings: dict[str, int] = Field(description="bookings by status")
 
 
 class Problem(BaseModel):

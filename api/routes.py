@@ -19,6 +19,7 @@ from api.idempotency import request_fingerprint
 from api.ratelimit import client_address
 from api.service import BookingService
 from domain.booking import Booking, booking_number
+from domain.dashboard import log_csv, seats_by_grade
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
 from persistence import Conflict
 from persistence.records import LogQuery, Payment
@@ -428,18 +429,66 @@ LogFilters = Annotated[LogQuery, Depends(log_filters)]
 
 async def log_page(svc: BookingService, query: LogQuery) -> models.LogPageOut:
     events = await svc.store.query_log(query)
+    names = await svc.store.usernames(e.member_id for e in events)
     return models.LogPageOut(
         events=[models.LogEventOut(id=e.id, at=iso(e.at), type=e.type, booking_id=e.booking_id, member_id=e.member_id,
-                                   seat_ids=list(e.seat_ids), detail=e.detail) for e in events],
+                                   username=names.get(e.member_id), seat_ids=list(e.seat_ids), detail=e.detail)
+                for e in events],
         next_cursor=str(events[-1].id) if len(events) == query.limit else None,
     )
 
 
-@router.get("/api/admin/logs", response_model=models.LogPageOut, tags=["log"])
-async def admin_logs(who: Authenticated, svc: Service, query: LogFilters):
+def admin_only(who: Caller) -> None:
     if not who.is_admin:
         raise ApiError(403, "admin_only", "only an admin may read everyone's log")
+
+
+@router.get("/api/admin/logs", response_model=models.LogPageOut, tags=["log"])
+async def admin_logs(who: Authenticated, svc: Service, query: LogFilters):
+    admin_only(who)
     return await log_page(svc, query)
+
+
+CSV_ROWS_MAX = 20_000
+
+
+@router.get("/api/admin/logs.csv", tags=["log"], response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 with a BOM, for Excel"}})
+async def admin_logs_csv(who: Authenticated, svc: Service, query: LogFilters):
+    """The filtered log (the same filters as ``GET /api/admin/logs``; ``limit`` and ``cursor``
+    are ignored) as CSV, newest first, at most 20,000 rows: KST times, event names, usernames,
+    seat labels and readable details in Korean; UTF-8 with a BOM so that Excel shows Hangul."""
+    admin_only(who)
+    events, before = [], None
+    while len(events) < CSV_ROWS_MAX:
+        page = await svc.store.query_log(replace(query, before_id=before, limit=LOG_PAGE_MAX))
+        events += page
+        if len(page) < LOG_PAGE_MAX:
+            break
+        before = page[-1].id
+    events = events[:CSV_ROWS_MAX]
+    names = await svc.store.usernames(e.member_id for e in events)
+    body = log_csv(events, svc.venue, names)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="encore-log-{stamp}.csv"'})
+
+
+@router.get("/api/admin/dashboard", response_model=models.DashboardOut, tags=["log"])
+async def admin_dashboard(who: Authenticated, svc: Service):
+    """Seats sold, held and available per grade (from the replica's current seat map), payments
+    by status, bookings by status."""
+    admin_only(who)
+    counts = seats_by_grade(svc.prices, svc.seat_map.status())
+    payments = await svc.store.payment_counts()
+    return models.DashboardOut(
+        seats_version=str(svc.seat_map.version),
+        grades=[models.GradeSeatsOut(grade=c.grade, price=c.price, seats=c.seats, sold=c.sold, held=c.held,
+                                     available=c.available, revenue=c.revenue) for c in counts],
+        payments=[models.PaymentCountOut(status=status, count=count, amount=amount)
+                  for status, (count, amount) in sorted(payments.items())],
+        bookings=await svc.store.booking_counts(),
+    )
 
 
 @router.get("/api/me/logs", response_model=models.LogPageOut, tags=["log"])

@@ -63,6 +63,7 @@ EVENT_NAMES_KO = {
     "booking_confirmed": "예매 확정", "payment_refunded": "결제 환불", "queue_joined": "대기열 입장",
     "queue_admitted": "입장 허용", "queue_left": "대기열 이탈", "queue_admission_expired": "입장 만료",
 }
+REASONS_KO = {"completed": "예매 완료", "left": "스스로 나감"}
 PROVIDER_NAMES_KO = {"mockpay": "카카오페이", "fakecard": "신용카드"}
 STATUS_NAMES_KO = {
     "held": "선점", "confirmed": "확정", "expired": "만료", "cancelled": "취소", "payment_failed": "결제 실패",
@@ -85,7 +86,7 @@ def detail_text(detail: dict) -> str:
             parts.append(f"금액 {int(value):,}원")
         elif key == "payment_id":
             parts.append(f"결제 번호 {value}")
-        elif key == "deadline" and isinstance(value, (int, float)):
+        elif key in ("deadline", "expires_at") and isinstance(value, (int, float)):
             parts.append(f"결제 기한 {kst_text(value)}")
         elif key == "regranted_from":
             parts.append(f"{STATUS_NAMES_KO.get(value, value)} 후 좌석 재배정")
@@ -95,7 +96,9 @@ def detail_text(detail: dict) -> str:
             parts.append(f"먼저 결제된 건 {value}")
         elif key == "booking_status":
             parts.append(f"예매 상태 {STATUS_NAMES_KO.get(value, value)}")
-        elif key == "ticket":
+        elif key == "reason":
+            parts.append(f"사유: {REASONS_KO.get(value, value)}")
+        elif key in ("ticket", "number"):
             parts.append(f"대기 번호 {value:,}" if isinstance(value, int) else f"대기 번호 {value}")
         else:
             parts.append(f"{key} {value}")

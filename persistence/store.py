@@ -99,6 +99,15 @@ class SqlStore(ABC):
     async def member_by_id(self, member_id: int) -> Member | None:
         return await self._member("id = ?", member_id)
 
+    async def usernames(self, member_ids: Iterable[int]) -> dict[int, str]:
+        """Member id → username, for the ids that exist (the log shows people by name)."""
+        ids = sorted({i for i in member_ids if i is not None})
+        if not ids:
+            return {}
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(f"SELECT id, username FROM members WHERE id IN ({_marks(len(ids))})", ids)
+        return dict(rows)
+
     async def _member(self, where: str, value) -> Member | None:
         async with self.transaction() as tx:
             row = await tx.fetchone(f"SELECT id, username, nickname, role, password_hash FROM members WHERE {where}", (value,))
@@ -188,6 +197,12 @@ class SqlStore(ABC):
         """Every claimed seat and the booking that holds or bought it (for audits and tests)."""
         async with self.transaction() as tx:
             return dict(await tx.fetchall("SELECT seat_id, booking_id FROM seat_claims"))
+
+    async def payment_counts(self) -> dict[str, tuple[int, int]]:
+        """Payment status → (how many, their amounts added up in KRW)."""
+        async with self.transaction() as tx:
+            rows = await tx.fetchall("SELECT status, COUNT(*), COALESCE(SUM(amount), 0) FROM payments GROUP BY status")
+        return {status: (int(count), int(total)) for status, count, total in rows}
 
     async def booking_counts(self) -> dict[str, int]:
         async with self.transaction() as tx:

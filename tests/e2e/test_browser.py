@@ -17,6 +17,8 @@ Each screen is saved to docs/screenshots/NN-name.png.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import sqlite3
@@ -202,7 +204,10 @@ def log_rows(page) -> list[dict]:
             """rows => rows.map(r => ({
                 type: r.dataset.type,
                 booking_id: r.dataset.bookingId,
-                member: r.cells[3].textContent.trim(),
+                member: r.dataset.memberId,
+                username: r.cells[3].textContent.trim(),
+                at: r.cells[0].textContent.trim(),
+                detail: r.cells[5].textContent.trim(),
                 seats: r.cells[4].textContent.trim(),
             }))""",
         )
@@ -231,8 +236,8 @@ def test_two_people_one_seat_in_the_browser(browser, service):
             tab.goto()
             tab.wait_hash(r"#/login$")
             tab.page.wait_for_selector("#signup-button")
-        alice.sign_up(f"alice{suffix}", "alice-password-1", "앨리스 Alice")
-        bob.sign_up(f"bob{suffix}", "bob-password-1", "밥 Bob")
+        alice.sign_up(f"alice{suffix}", "alice-password-1", "앨리스")
+        bob.sign_up(f"bob{suffix}", "bob-password-1", "민준")
         # Korean first, one language at a time; the show is named in the header of every screen
         view_text = alice.page.inner_text("#view")
         assert "로그인" in view_text and "Log in" not in view_text, view_text
@@ -305,6 +310,7 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         assert sorted(results.values()) == ["lost", "won"], f"exactly one hold must win: {results}"
         winner, loser = (alice, bob) if results["alice"] == "won" else (bob, alice)
         winner_id, loser_id = (alice_id, bob_id) if winner is alice else (bob_id, alice_id)
+        winner_name, loser_name = (f"alice{suffix}", f"bob{suffix}") if winner is alice else (f"bob{suffix}", f"alice{suffix}")
 
         # ---- the winner: checkout page with the countdown, the provider's page, confirmed
         winner.page.wait_for_selector('#booking-status[data-status="held"]')
@@ -413,9 +419,39 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         for member in (winner_id, loser_id):
             assert types(member=str(member)) >= {"queue_joined", "queue_admitted", "hold_created"}
         # rows that name seats name the right ones (payment events may carry none)
-        assert {r["seats"] for r in rows if r["booking_id"] == winner_booking} - {""} == {f"{CONTESTED_LABEL} ({CONTESTED_SEAT})"}
-        assert {r["seats"] for r in rows if r["booking_id"] == loser_booking} - {""} == {f"{OTHER_LABEL} ({OTHER_SEAT})"}
+        assert {r["seats"] for r in rows if r["booking_id"] == winner_booking} - {""} == {CONTESTED_LABEL}
+        assert {r["seats"] for r in rows if r["booking_id"] == loser_booking} - {""} == {OTHER_LABEL}
+        # people by username, times on the hall's clock, details as words (not JSON)
+        names = {winner_id: winner_name, loser_id: loser_name}
+        for r in rows:
+            if r["member"] in {str(winner_id), str(loser_id)}:
+                assert r["username"] == names[int(r["member"])], r
+            assert "{" not in r["detail"] and re.match(r"\d{4}\. \d{2}\. \d{2}\. (오전|오후) ", r["at"]), r
+        [payment_row] = [r for r in rows if r["booking_id"] == winner_booking and r["type"] == "payment_started"]
+        assert "신용카드" in payment_row["detail"], payment_row
+        # the dashboard: the winner's VIP seat sold, a payment succeeded
+        admin_tab.page.wait_for_selector('#dashboard[aria-busy="false"]')
+        vip_row = admin_tab.page.locator(f'#dashboard-grades tr[data-grade="{vip["name"]}"]')
+        assert int(vip_row.get_attribute("data-sold")) >= 1
+        assert admin_tab.page.locator('#dashboard-payments tr[data-status="succeeded"]').count() == 1
         admin_tab.shot("13-admin-log.png")
+
+        # the CSV export of the filtered log opens with its Hangul intact
+        admin_tab.page.fill("#log-booking-id", winner_booking)
+        with admin_tab.page.expect_response(lambda r: "/api/admin/logs" in r.url and winner_booking in r.url):
+            admin_tab.page.click("#log-search")
+        with admin_tab.page.expect_download() as download_info:
+            admin_tab.page.click("#log-export")
+        raw = Path(download_info.value.path()).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM, so Excel reads the Hangul"
+        table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+        assert table[0] == ["시각 (KST)", "종류", "예매 ID", "아이디", "좌석", "상세"], table[0]
+        exported = table[1:]
+        assert exported and {row[2] for row in exported} == {winner_booking}, exported
+        assert {"선점 생성", "결제 시작", "결제 성공", "예매 확정"} <= {row[1] for row in exported}
+        assert {row[3] for row in exported} == {winner_name} and {row[4] for row in exported} - {""} == {CONTESTED_LABEL}
+        assert any("신용카드" in row[5] for row in exported), exported
+        admin_tab.page.fill("#log-booking-id", "")
 
         # the contested seat's history: only the winner's booking ever had it
         admin_tab.page.fill("#log-seat-id", str(CONTESTED_SEAT))

@@ -297,6 +297,7 @@ export const api = {
   myBookings: (signal) => get("/api/me/bookings", { signal }),
 
   adminLogs: (query) => get(`/api/admin/logs${queryString(query)}`),
+  adminDashboard: (signal) => get("/api/admin/dashboard", { signal }),
   myLogs: (query) => get(`/api/me/logs${queryString(query)}`),
 };
 

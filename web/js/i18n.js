@@ -19,6 +19,16 @@ const ZONE = "Asia/Seoul";
 const MOMENT = { year: "numeric", month: "2-digit", day: "2-digit", hour: "numeric", minute: "2-digit", second: "2-digit" };
 const SHOW_TIME = { year: "numeric", month: "long", day: "numeric", weekday: "short", hour: "numeric", minute: "2-digit" };
 
+/** "2026년 12월 24일 (목) 오후 7:00": the show's start as Korean tickets print it. */
+function showTimeKo(value) {
+  const ms = typeof value === "number" ? value : Date.parse(value);
+  if (value === null || value === undefined || value === "" || Number.isNaN(ms)) return "—";
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("ko-KR", { timeZone: ZONE, ...SHOW_TIME, month: "numeric" }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]),
+  );
+  return `${parts.year}년 ${parts.month}월 ${parts.day}일 (${parts.weekday}) ${parts.dayPeriod} ${parts.hour}:${parts.minute}`;
+}
+
 function when(locale, value, options) {
   const ms = typeof value === "number" ? value : Date.parse(value);
   if (value === null || value === undefined || value === "" || Number.isNaN(ms)) return "—";
@@ -138,7 +148,7 @@ const TEXT = {
   "seat.label": [(p) => `${p.section}구역 ${p.row}열 ${p.col}번`, (p) => `Section ${p.section}, row ${p.row}, seat ${p.col}`],
   "money": [(p) => won(p.amount), (p) => `₩${num(p.amount)}`],
   "fmt.datetime": [(p) => when("ko-KR", p.at, MOMENT), (p) => when("en-GB", p.at, MOMENT)],
-  "fmt.show": [(p) => when("ko-KR", p.at, SHOW_TIME), (p) => `${when("en-GB", p.at, SHOW_TIME)} KST`],
+  "fmt.show": [(p) => showTimeKo(p.at), (p) => `${when("en-GB", p.at, SHOW_TIME)} KST`],
   "price.seats": ["티켓 금액", "Tickets"],
   "price.fee": [(p) => `예매 수수료 (${num(p.n)}매)`, (p) => `Booking fee (${num(p.n)})`],
   "price.total": ["총 결제 금액", "Total"],
@@ -214,7 +224,7 @@ const TEXT = {
   "booking.created": ["예매 시각", "Booked at"],
   "booking.countdown": ["남은 시간", "Time left"],
   "booking.provider": ["결제 수단", "Payment method"],
-  "booking.pay": ["결제", "Pay"],
+  "booking.pay": ["결제하기", "Pay"],
   "booking.paying": ["결제 준비 중…", "Starting payment…"],
   "booking.release": ["선점 취소", "Release"],
   "booking.releasing": ["취소하는 중…", "Releasing…"],
@@ -258,6 +268,7 @@ const TEXT = {
   "payment.status.pending": ["확인 중", "pending"],
   "payment.status.succeeded": ["성공", "succeeded"],
   "payment.status.failed": ["실패", "failed"],
+  "payment.status.refunded": ["환불", "refunded"],
 
   "bookings.title": ["내 예매", "My bookings"],
   "bookings.empty": ["아직 예매 내역이 없습니다.", "No bookings yet."],
@@ -274,22 +285,48 @@ const TEXT = {
   "logs.intro.admin": ["모든 예매 관련 이벤트를 조회합니다.", "Every booking event, searchable."],
   "logs.intro.mine": ["내 예매와 관련된 이벤트입니다.", "The events of your own bookings."],
   "logs.f.booking_id": ["예매 번호", "Booking id"],
-  "logs.f.member_id": ["회원 번호", "Member id"],
-  "logs.f.seat_id": ["좌석 번호", "Seat id"],
+  "logs.f.member_id": ["회원 번호", "Member no."],
+  "logs.f.seat_id": ["좌석 번호 (ID)", "Seat id"],
   "logs.f.type": ["이벤트 종류", "Event type"],
   "logs.f.since": ["시작 시각", "Since"],
   "logs.f.until": ["종료 시각", "Until"],
   "logs.f.all": ["전체", "All"],
   "logs.search": ["조회", "Search"],
+  "logs.export": ["CSV 내보내기", "Export CSV"],
+  "detail.provider": [(p) => `결제 수단 ${p.name}`, (p) => `paid with ${p.name}`],
+  "detail.payment_id": [(p) => `결제 번호 ${p.id}`, (p) => `payment ${p.id}`],
+  "detail.deadline": ["결제 기한", "pay by"],
+  "detail.regranted_from": [(p) => `${p.status} 후 좌석 재배정`, (p) => `seats granted again after ${p.status}`],
+  "detail.refunded_from": [(p) => `환불 사유: ${p.status}`, (p) => `refunded: ${p.status}`],
+  "detail.booking_status": [(p) => `예매 상태: ${p.status}`, (p) => `booking ${p.status}`],
+  "detail.paid_by": [(p) => `먼저 결제된 건 ${p.id}`, (p) => `already paid by ${p.id}`],
+  "detail.ticket": [(p) => `대기 번호 ${num(p.n)}`, (p) => `ticket ${num(p.n)}`],
+  "detail.why.already_paid": ["이미 결제됨", "already paid"],
+  "detail.why.completed": ["예매 완료", "booking completed"],
+  "detail.why.left": ["스스로 나감", "left the line"],
+  "detail.reason": [(p) => `사유: ${p.why}`, (p) => `reason: ${p.why}`],
+  "dash.seats": ["등급별 좌석 현황", "Seats by grade"],
+  "dash.payments": ["결제 현황", "Payments by status"],
+  "dash.col.grade": ["등급", "Grade"],
+  "dash.col.sold": ["판매", "Sold"],
+  "dash.col.held": ["선점", "Held"],
+  "dash.col.available": ["잔여", "Available"],
+  "dash.col.revenue": ["판매 금액", "Revenue"],
+  "dash.col.status": ["상태", "Status"],
+  "dash.col.count": ["건수", "Count"],
+  "dash.col.amount": ["금액", "Amount"],
+  "dash.n": [(p) => `${num(p.n)}석`, (p) => num(p.n)],
+  "dash.count": [(p) => `${num(p.n)}건`, (p) => num(p.n)],
+  "dash.no_payments": ["아직 결제가 없습니다.", "No payments yet."],
   "logs.reset": ["초기화", "Reset"],
   "logs.next": ["다음 페이지", "Next page"],
   "logs.first": ["첫 페이지", "First page"],
   "logs.page": [(p) => `${p.n}페이지 · ${p.count}건`, (p) => `Page ${p.n} · ${p.count} events`],
   "logs.empty": ["조건에 맞는 기록이 없습니다.", "No events match."],
-  "logs.col.at": ["시각", "Time"],
+  "logs.col.at": ["시각 (KST)", "Time (KST)"],
   "logs.col.type": ["종류", "Type"],
   "logs.col.booking": ["예매", "Booking"],
-  "logs.col.member": ["회원", "Member"],
+  "logs.col.member": ["아이디", "Member"],
   "logs.col.seats": ["좌석", "Seats"],
   "logs.col.detail": ["상세", "Detail"],
   "event.hold_created": ["선점 생성", "Hold created"],

@@ -56,7 +56,7 @@ export function mount(root, _route, scope) {
   const rejoin = h("button", { id: "queue-rejoin", type: "button", class: "button primary", hidden: true, i18n: "queue.rejoin" });
   const status = h("p", { class: "muted small", id: "queue-connection" });
 
-  waitingPart.append(h("div", { class: "queue-counter" }, ahead, aheadLabel), aheadSentence, behind, total, progress, progressText, eta, rate);
+  waitingPart.append(h("div", { class: "queue-counter" }, ahead, aheadLabel), aheadSentence, total, progress, progressText, eta, rate);
   root.append(
     h(
       "section",
@@ -200,6 +200,7 @@ export function mount(root, _route, scope) {
     const behindCount = Math.max(0, room.waiting - n - 1);
     tr(behind, "queue.behind", { n: behindCount });
     tr(aheadSentence, "queue.place", { ahead: n, behind: behindCount });
+    aheadSentence.dataset.behind = String(behindCount);
     behind.dataset.behind = String(behindCount);
     tr(total, "queue.total", { n: room.waiting });
     total.dataset.waiting = String(room.waiting);
