@@ -109,7 +109,7 @@ const TEXT = {
   "queue.rate": [(p) => `1초에 약 ${num(p.n)}명씩 입장 중`, (p) => `About ${num(p.n)} admitted per second`],
   "queue.before_title": ["예매 오픈 전입니다", "Sales have not opened yet"],
   "queue.opens_in": ["예매 오픈까지", "Sales open in"],
-  "queue.opens_at": [(p) => `오픈 ${p.at}`, (p) => `Opens ${p.at}`],
+  "queue.opens_at": [(p) => `오픈 일시 ${when("ko-KR", p.at, MOMENT)}`, (p) => `Opens ${when("en-GB", p.at, MOMENT)} KST`],
   "queue.before_opening": [
     (p) => `지금 ${num(p.n)}명이 오픈을 기다리고 있습니다. 오픈 전에 들어온 분들의 순서는 오픈 순간 무작위 추첨으로 정해지므로, 미리 들어와 있어도 불리하지 않습니다. 먼저 새로고침할 필요가 없어요.`,
     (p) => `${num(p.n)} ${people(p.n)} are waiting for the opening. Everyone who arrives before it is put in a random order the moment sales open, so arriving early is no disadvantage and there is no need to refresh.`,

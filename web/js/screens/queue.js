@@ -9,7 +9,7 @@
 import { api, ApiError, serverNow, sleep } from "../api.js";
 import { h, txt } from "../dom.js";
 import { num, t, tr } from "../i18n.js";
-import { formatDateTime, longClockText, parseTime } from "../format.js";
+import { longClockText, parseTime } from "../format.js";
 import { loadShow, showCard } from "../show.js";
 import { clearMessage, showMessage } from "../messages.js";
 import { go } from "../router.js";
@@ -186,8 +186,9 @@ export function mount(root, _route, scope) {
       opensAt = parseTime(room.opens_at);
       opening.hidden = false;
       waitingPart.hidden = true;
-      if (!Number.isNaN(opensAt)) tr(openingAt, "queue.opens_at", { at: formatDateTime(room.opens_at) });
-      tr(openingText, "queue.before_opening", { n: room.drawing });
+      if (!Number.isNaN(opensAt)) tr(openingAt, "queue.opens_at", { at: room.opens_at });
+      // the status is read a moment after joining: this person is among those waiting
+      tr(openingText, "queue.before_opening", { n: Math.max(1, Number(room.drawing) || 0) });
       openingText.dataset.drawing = String(room.drawing);
       tickOpening();
       tr(state, "queue.drawing_state");
@@ -202,8 +203,10 @@ export function mount(root, _route, scope) {
     tr(aheadSentence, "queue.place", { ahead: n, behind: behindCount });
     aheadSentence.dataset.behind = String(behindCount);
     behind.dataset.behind = String(behindCount);
-    tr(total, "queue.total", { n: room.waiting });
-    total.dataset.waiting = String(room.waiting);
+    // the status and the place are read a moment apart: never show fewer in line than are ahead
+    const everyone = Math.max(Number(room.waiting) || 0, n + 1 + behindCount);
+    tr(total, "queue.total", { n: everyone });
+    total.dataset.waiting = String(everyone);
     if (Number(room.admit_per_second) > 0) tr(rate, "queue.rate", { n: Math.round(Number(room.admit_per_second)) });
   }
 
