@@ -112,7 +112,7 @@ const TEXT = {
   "queue.opens_at": [(p) => `오픈 일시 ${when("ko-KR", p.at, MOMENT)}`, (p) => `Opens ${when("en-GB", p.at, MOMENT)} KST`],
   "queue.before_opening": [
     (p) => `지금 ${num(p.n)}명이 오픈을 기다리고 있습니다. 오픈 전에 들어온 분들의 순서는 오픈 순간 무작위 추첨으로 정해지므로, 미리 들어와 있어도 불리하지 않습니다. 먼저 새로고침할 필요가 없어요.`,
-    (p) => `${num(p.n)} ${people(p.n)} are waiting for the opening. Everyone who arrives before it is put in a random order the moment sales open, so arriving early is no disadvantage and there is no need to refresh.`,
+    (p) => `${num(p.n)} ${p.n === 1 ? "person is" : "people are"} waiting for the opening. Everyone who arrives before it is put in a random order the moment sales open, so arriving early is no disadvantage and there is no need to refresh.`,
   ],
   "queue.progress": [(p) => `진행률 ${p.percent}%`, (p) => `${p.percent}% of the way`],
   "queue.hint": [

@@ -34,7 +34,7 @@ export async function renderShowStrip(el) {
     h("span", { class: "show-strip-title", id: "show-title" }, show.title),
     h("span", { class: "show-strip-sep", "aria-hidden": "true" }, "·"),
     timeText(show, h("span", { class: "show-strip-time", id: "show-time" })),
-    h("span", { class: "show-strip-sep", "aria-hidden": "true" }, "·"),
+    h("span", { class: "show-strip-sep show-strip-venue", "aria-hidden": "true" }, "·"),
     h("span", { class: "show-strip-venue" }, show.venue),
   );
   el.hidden = false;
