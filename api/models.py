@@ -108,6 +108,14 @@ class SectionOut(BaseModel):
     rows: int
     cols: int
     first_seat_id: int
+    grade: str = Field("", description="the name of the section's grade (see grades)")
+
+
+class GradeOut(BaseModel):
+    name: str
+    price: int = Field(description="KRW per seat")
+    colour: str = Field(description="#rrggbb, the seat map's colour for its available seats")
+    sections: list[str]
 
 
 class VenueOut(BaseModel):
@@ -117,8 +125,22 @@ class VenueOut(BaseModel):
                                         "the seats of one booking lie in one block")
     hold_seconds: float
     max_seats_per_member: int
-    price_per_seat: int
+    grades: list[GradeOut] = Field(default_factory=list, description="dearest first; every section is in one")
+    booking_fee: int = Field(0, description="KRW added per seat to every booking")
+    price_per_seat: int = Field(description="deprecated: bookings are priced by grade; kept for old clients")
     providers: list[str]
+
+
+class ShowOut(BaseModel):
+    title: str
+    performer: str
+    starts_at: str = Field(description="ISO-8601 UTC")
+    ends_at: str = Field(description="ISO-8601 UTC, the start plus the running time")
+    timezone: str = Field(description="the hall's zone, in which the page shows the times (Asia/Seoul)")
+    venue: str
+    running_minutes: int
+    age_rating: str
+    poster_url: str
 
 
 class SeatsOut(BaseModel):
@@ -157,6 +179,7 @@ class PaymentOut(BaseModel):
 
 class BookingOut(BaseModel):
     booking_id: str
+    booking_number: str | None = Field(None, description="the short number a person reads, e.g. T2612-4821-93")
     member_id: int
     seat_ids: list[int]
     seat_labels: list[str]
@@ -190,6 +213,7 @@ class LogEventOut(BaseModel):
     type: str
     booking_id: str | None
     member_id: int | None
+    username: str | None = Field(None, description="the member's username (null for a member no longer there)")
     seat_ids: list[int]
     detail: dict
 
@@ -197,6 +221,29 @@ class LogEventOut(BaseModel):
 class LogPageOut(BaseModel):
     events: list[LogEventOut]
     next_cursor: str | None
+
+
+class GradeSeatsOut(BaseModel):
+    grade: str
+    price: int
+    seats: int
+    sold: int
+    held: int
+    available: int
+    revenue: int = Field(description="KRW: the grade's price × its seats sold")
+
+
+class PaymentCountOut(BaseModel):
+    status: str
+    count: int
+    amount: int = Field(description="KRW, the payments' amounts added up")
+
+
+class DashboardOut(BaseModel):
+    seats_version: str = Field(description="the seat map's version the seat counts come from")
+    grades: list[GradeSeatsOut]
+    payments: list[PaymentCountOut]
+    bookings: dict[str, int] = Field(description="bookings by status")
 
 
 class Problem(BaseModel):

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -18,7 +18,8 @@ from api.errors import ApiError, invalid_request
 from api.idempotency import request_fingerprint
 from api.ratelimit import client_address
 from api.service import BookingService
-from domain.booking import Booking
+from domain.booking import Booking, booking_number
+from domain.dashboard import log_csv, seats_by_grade
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
 from persistence import Conflict
 from persistence.records import LogQuery, Payment
@@ -102,9 +103,11 @@ def member_out(member) -> models.MemberOut:
     return models.MemberOut(id=member.id, username=member.username, nickname=member.nickname, role=member.role)
 
 
-def booking_out(svc: BookingService, booking: Booking, payment: Payment | None = None) -> models.BookingOut:
+def booking_out(svc: BookingService, booking: Booking, payment: Payment | None = None,
+                seq: int | None = None) -> models.BookingOut:
     return models.BookingOut(
         booking_id=booking.booking_id,
+        booking_number=booking_number(seq, booking.created_at) if seq is not None else None,
         member_id=booking.member_id,
         seat_ids=list(booking.seat_ids),
         seat_labels=[svc.venue.label(s) for s in booking.seat_ids],
@@ -230,7 +233,14 @@ async def claim_admission(body: models.AdmissionIn, who: Authenticated, svc: Ser
                                admitted_until=iso(admitted_until))
 
 
-# ---- venue and seats
+# ---- the show, venue and seats
+
+@router.get("/api/show", response_model=models.ShowOut, tags=["seats"])
+async def show(svc: Service, response: Response):
+    """The one show on sale: title, performer, start (UTC), hall, running time, age rating, poster."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return svc.show_out
+
 
 @router.get("/api/venue", response_model=models.VenueOut, tags=["seats"])
 async def venue(svc: Service, response: Response):
@@ -356,24 +366,30 @@ async def pay(booking_id: str, body: models.PaymentIn, request: Request, who: Wr
 @router.get("/api/bookings/{booking_id}", response_model=models.BookingOut, tags=["bookings"])
 async def booking(booking_id: str, who: Authenticated, svc: Service):
     view = await svc.booking(booking_id, who.member_id, who.is_admin)
-    return booking_out(svc, view.booking, view.payment)
+    seqs = await svc.store.booking_seqs([view.booking.booking_id])
+    return booking_out(svc, view.booking, view.payment, seqs.get(view.booking.booking_id))
 
 
 @router.get("/api/me/bookings", response_model=models.BookingsOut, tags=["bookings"])
 async def my_bookings(who: Authenticated, svc: Service):
     bookings = await svc.store.member_bookings(who.member_id)
-    return models.BookingsOut(bookings=[booking_out(svc, b) for b in bookings])
+    ids = [b.booking_id for b in bookings]
+    seqs = await svc.store.booking_seqs(ids)
+    payments = await svc.store.latest_payments(ids)
+    return models.BookingsOut(bookings=[booking_out(svc, b, payments.get(b.booking_id), seqs.get(b.booking_id))
+                                        for b in bookings])
 
 
 # ---- mock payment providers
 
 @router.get("/pg/{provider}/checkout/{payment_id}", response_class=HTMLResponse, tags=["providers"])
-async def checkout_page(provider: str, payment_id: str, svc: Service):
+async def checkout_page(provider: str, payment_id: str, svc: Service,
+                        lang: Annotated[Literal["ko", "en"], Query(description="the page's language")] = "ko"):
     payment = await svc.payment_of(provider, payment_id)
     found = await svc.store.booking(payment.booking_id)
-    labels = [svc.venue.label(s) for s in found[0].seat_ids] if found else []
+    labels = [svc.venue.spoken_label(s, lang) for s in found[0].seat_ids] if found else []
     page = render_checkout_page(svc.providers[provider], payment.payment_id, payment.amount, labels,
-                                f"/#/bookings/{payment.booking_id}")
+                                f"/#/bookings/{payment.booking_id}", lang, svc.show_out.title)
     return HTMLResponse(page, headers=CHECKOUT_PAGE_HEADERS)
 
 
@@ -431,18 +447,66 @@ LogFilters = Annotated[LogQuery, Depends(log_filters)]
 
 async def log_page(svc: BookingService, query: LogQuery) -> models.LogPageOut:
     events = await svc.store.query_log(query)
+    names = await svc.store.usernames(e.member_id for e in events)
     return models.LogPageOut(
         events=[models.LogEventOut(id=e.id, at=iso(e.at), type=e.type, booking_id=e.booking_id, member_id=e.member_id,
-                                   seat_ids=list(e.seat_ids), detail=e.detail) for e in events],
+                                   username=names.get(e.member_id), seat_ids=list(e.seat_ids), detail=e.detail)
+                for e in events],
         next_cursor=str(events[-1].id) if len(events) == query.limit else None,
     )
 
 
-@router.get("/api/admin/logs", response_model=models.LogPageOut, tags=["log"])
-async def admin_logs(who: Authenticated, svc: Service, query: LogFilters):
+def admin_only(who: Caller) -> None:
     if not who.is_admin:
         raise ApiError(403, "admin_only", "only an admin may read everyone's log")
+
+
+@router.get("/api/admin/logs", response_model=models.LogPageOut, tags=["log"])
+async def admin_logs(who: Authenticated, svc: Service, query: LogFilters):
+    admin_only(who)
     return await log_page(svc, query)
+
+
+CSV_ROWS_MAX = 20_000
+
+
+@router.get("/api/admin/logs.csv", tags=["log"], response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 with a BOM, for Excel"}})
+async def admin_logs_csv(who: Authenticated, svc: Service, query: LogFilters):
+    """The filtered log (the same filters as ``GET /api/admin/logs``; ``limit`` and ``cursor``
+    are ignored) as CSV, newest first, at most 20,000 rows: KST times, event names, usernames,
+    seat labels and readable details in Korean; UTF-8 with a BOM so that Excel shows Hangul."""
+    admin_only(who)
+    events, before = [], None
+    while len(events) < CSV_ROWS_MAX:
+        page = await svc.store.query_log(replace(query, before_id=before, limit=LOG_PAGE_MAX))
+        events += page
+        if len(page) < LOG_PAGE_MAX:
+            break
+        before = page[-1].id
+    events = events[:CSV_ROWS_MAX]
+    names = await svc.store.usernames(e.member_id for e in events)
+    body = log_csv(events, svc.venue, names)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="encore-log-{stamp}.csv"'})
+
+
+@router.get("/api/admin/dashboard", response_model=models.DashboardOut, tags=["log"])
+async def admin_dashboard(who: Authenticated, svc: Service):
+    """Seats sold, held and available per grade (from the replica's current seat map), payments
+    by status, bookings by status."""
+    admin_only(who)
+    counts = seats_by_grade(svc.prices, svc.seat_map.status())
+    payments = await svc.store.payment_counts()
+    return models.DashboardOut(
+        seats_version=str(svc.seat_map.version),
+        grades=[models.GradeSeatsOut(grade=c.grade, price=c.price, seats=c.seats, sold=c.sold, held=c.held,
+                                     available=c.available, revenue=c.revenue) for c in counts],
+        payments=[models.PaymentCountOut(status=status, count=count, amount=amount)
+                  for status, (count, amount) in sorted(payments.items())],
+        bookings=await svc.store.booking_counts(),
+    )
 
 
 @router.get("/api/me/logs", response_model=models.LogPageOut, tags=["log"])

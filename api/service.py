@@ -20,7 +20,7 @@ from actors.queue import start_queue
 from actors.seat_block import HoldRequest, start_block
 from api.auth import Caller, Tokens
 from api.batcher import Batcher
-from api.models import QueueAnswer, SectionOut, VenueOut
+from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.errors import ApiError
 from api.idempotency import IdempotencyLedger
@@ -44,14 +44,27 @@ def venue_out(settings: Settings, provider_names: list[str]) -> VenueOut:
     venue's (a whole section's rows when ``ENCORE_BLOCK_ROWS`` is 0), so the page keeps a
     booking's seats in the block the server will accept them in."""
     venue = settings.venue
+    prices = settings.price_list
     return VenueOut(
         seats=venue.seats,
-        sections=[SectionOut(**vars(section)) for section in venue.sections],
+        sections=[SectionOut(**vars(section), grade=prices.grade_of_section(section.name).name) for section in venue.sections],
         block_rows=venue.block_rows,
         hold_seconds=settings.hold_seconds,
         max_seats_per_member=settings.max_seats_per_member,
+        grades=[GradeOut(name=g.name, price=g.price, colour=g.colour, sections=list(g.sections)) for g in prices.grades],
+        booking_fee=prices.fee_per_seat,
         price_per_seat=settings.price_per_seat,
         providers=provider_names,
+    )
+
+
+def show_out(settings: Settings) -> ShowOut:
+    show = settings.show
+    utc = lambda moment: moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")  # noqa: E731
+    return ShowOut(
+        title=show.title, performer=show.performer, starts_at=utc(show.starts_at_utc), ends_at=utc(show.ends_at_utc),
+        timezone=show.timezone, venue=show.venue_name, running_minutes=show.running_minutes,
+        age_rating=show.age_rating, poster_url=show.poster_url,
     )
 
 
@@ -66,6 +79,7 @@ class BookingService:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.venue = settings.venue
+        self.prices = settings.price_list
         self.store = open_store(settings.db_url, pool_size=8)
         self.blocks = [
             start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url)
@@ -86,6 +100,7 @@ class BookingService:
         self.idempotency = IdempotencyLedger(self.store)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max)
         self.venue_out = venue_out(settings, list(self.providers))
+        self.show_out = show_out(settings)
         self._rng = random.Random()
         self._http: httpx.AsyncClient | None = None
         self._background: list[asyncio.Task] = []
@@ -235,7 +250,7 @@ class BookingService:
             booking_id=booking_id,
             member_id=member_id,
             provider=provider_name,
-            amount=self.settings.price_per_seat * len(live.seat_ids),
+            amount=self.prices.amount(live.seat_ids),
             status="pending",
             created_at=now,
             updated_at=now,
@@ -260,6 +275,8 @@ class BookingService:
         if payload.booking_id != payment.booking_id or payload.amount != payment.amount:
             raise ApiError(422, "payment_mismatch", "the callback does not match the payment (booking or amount)")
         view = await self.booking(payment.booking_id, payment.member_id, is_admin=True)
+        if payload.amount != self.prices.amount(view.booking.seat_ids):
+            raise ApiError(422, "payment_mismatch", "the amount is not the booking's price (its seats' grades and the fee)")
         first_delivery = await self.store.record_payment_result(
             payload.event_id, payment, payload.status, time.time(),
             {"payment_id": payment.payment_id, "provider": provider_name}, view.booking.seat_ids,

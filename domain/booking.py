@@ -74,3 +74,34 @@ def new_booking_id(now: float | None = None) -> str:
     """Time-ordered and unguessable: 12 hex digits of milliseconds, then 10 random."""
     millis = int((time.time() if now is None else now) * 1000)
     return f"{millis:012x}{secrets.token_hex(5)}"
+
+
+def booking_number(seq: int, created_at: float) -> str:
+    """The short number a person reads and says on the phone: ``T`` + the year and month the
+    booking was made (KST) + its sequence number (at least 4 digits) + 2 check digits, e.g.
+    ``T2612-4821-93``. Unique because the sequence number is (the store numbers bookings);
+    the check digits catch a mistyped digit or two swapped neighbours."""
+    if seq < 0:
+        raise ValueError("a sequence number is not negative")
+    month = time.strftime("%y%m", time.gmtime(created_at + KST_OFFSET_SECONDS))
+    body = f"{seq:04d}"
+    return f"T{month}-{body}-{_check_digits(month + body):02d}"
+
+
+KST_OFFSET_SECONDS = 9 * 3600
+
+
+def _check_digits(digits: str) -> int:
+    """ISO 7064 MOD 97-10 (as in IBAN): a changed digit or a swap of two changes it."""
+    return 98 - (int(digits) * 100) % 97
+
+
+def is_booking_number(text: str) -> bool:
+    """Whether ``text`` reads as a booking number with the right check digits."""
+    parts = text.split("-")
+    if len(parts) != 3 or not text.isascii() or parts[0][:1] != "T":
+        return False
+    month, body, check = parts[0][1:], parts[1], parts[2]
+    if not (len(month) == 4 and month.isdigit() and len(body) >= 4 and body.isdigit() and len(check) == 2 and check.isdigit()):
+        return False
+    return _check_digits(month + body) == int(check)

@@ -100,6 +100,11 @@ class Venue:
         name, row, col = self.position(seat_id)
         return f"{name}-{row:02d}-{col:02d}"
 
+    def spoken_label(self, seat_id: int, lang: str = "ko") -> str:
+        """A seat as a ticket prints it: ``A구역 1열 25번`` or ``Section A, row 1, seat 25``."""
+        name, row, col = self.position(seat_id)
+        return f"Section {name}, row {row}, seat {col}" if lang == "en" else f"{name}구역 {row}열 {col}번"
+
     def _check(self, seat_id: int) -> None:
         if not 0 <= seat_id < self.seats:
             raise ValueError(f"seat id {seat_id} is outside 0…{self.seats - 1}")

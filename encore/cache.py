@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # served stale for at most one more second while one request refreshes them)
 LIVE_PATHS = ("/api/seats", "/api/queue/status")
 # objects fixed while the service runs: kept a second, whatever their own Cache-Control says
-FIXED_EXACT_PATHS = ("/", "/api/venue")
+FIXED_EXACT_PATHS = ("/", "/api/venue", "/api/show")
 CACHED_EXACT_PATHS = LIVE_PATHS + FIXED_EXACT_PATHS
 CACHED_PREFIXES = ("/static/",)
 FRESH_SECONDS = 1

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.pricing import PriceList
+from domain.show import Show
 from domain.venue import Venue
 
 
@@ -35,7 +37,24 @@ class Settings(BaseSettings):
     cols: int = Field(50, ge=1, le=99)
     block_rows: int = Field(0, ge=0, le=99, description="rows per seat block; 0 = a whole section")
     max_seats_per_member: int = Field(4, ge=1, le=20)
-    price_per_seat: int = Field(110_000, ge=0, description="KRW, what a payment must amount to per seat")
+    price_per_seat: int = Field(
+        110_000, ge=0, description="KRW; no longer prices bookings (see ENCORE_GRADES), kept for old clients of /api/venue"
+    )
+    grades: str = Field(
+        "", description="name:price:#colour:sections;… e.g. VIP:165000:#7048e8:A,B,C;R:143000:#e64980:D,E,F,G; "
+                        "empty: VIP/R/S/A over the sections, nearest the stage dearest"
+    )
+    booking_fee: int = Field(0, ge=0, le=100_000, description="KRW per seat added to every booking (예매수수료)")
+
+    show_title: str = Field("앙코르 라이브 2026 ‹별이 지는 밤›", min_length=1, max_length=120)
+    show_performer: str = Field("앙코르 (ENCORE)", min_length=1, max_length=120)
+    show_starts_at: datetime = Field(
+        datetime(2026, 12, 24, 10, 0, tzinfo=timezone.utc), description="ISO time; stored UTC, shown KST (default 19:00 KST)"
+    )
+    show_venue: str = Field("KSPO DOME (올림픽체조경기장)", min_length=1, max_length=120)
+    show_running_minutes: int = Field(150, ge=1, le=24 * 60)
+    show_age_rating: str = Field("8세 이상 관람가", min_length=1, max_length=40)
+    show_poster: str = Field("/static/poster.svg", max_length=300, description="the poster's URL (a file in web/ by default)")
 
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), min_length=16)
     token_seconds: int = Field(12 * 3600, ge=60)
@@ -79,9 +98,40 @@ class Settings(BaseSettings):
             raise ValueError("ENCORE_BLOCK_ROWS must divide ENCORE_ROWS")
         return self
 
+    @field_validator("show_starts_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        """A time without a zone is read as KST (the hall's clock); kept in UTC."""
+        from domain.show import KST
+
+        return (value if value.tzinfo else value.replace(tzinfo=KST)).astimezone(timezone.utc)
+
+    @model_validator(mode="after")
+    def _grades_cover_hall(self) -> "Settings":
+        try:
+            self.price_list  # noqa: B018
+        except ValueError as error:
+            raise ValueError(f"ENCORE_GRADES: {error}") from None
+        return self
+
     @cached_property
     def venue(self) -> Venue:
         return Venue.grid(self.sections, self.rows, self.cols, self.block_rows or self.rows)
+
+    @cached_property
+    def price_list(self) -> PriceList:
+        """Grades and prices (ENCORE_GRADES, ENCORE_BOOKING_FEE): what every booking costs."""
+        if self.grades.strip():
+            return PriceList.parse(self.venue, self.grades, self.booking_fee)
+        return PriceList.default(self.venue, self.booking_fee)
+
+    @cached_property
+    def show(self) -> Show:
+        return Show(
+            title=self.show_title, performer=self.show_performer, starts_at=self.show_starts_at,
+            venue_name=self.show_venue, running_minutes=self.show_running_minutes, age_rating=self.show_age_rating,
+            poster_url=self.show_poster,
+        )
 
     @property
     def provider_names(self) -> list[str]:

@@ -26,11 +26,41 @@ MAX_AMOUNT_KRW = 1_000_000_000
 FETCH_TIMEOUT_MARGIN_MS = 30_000
 LANGUAGES = ("ko", "en")
 
+# The mock providers as people know such payment methods, in each language.
+DISPLAY_NAMES: dict[str, dict[str, str]] = {
+    "mockpay": {"ko": "카카오페이", "en": "KakaoPay"},
+    "fakecard": {"ko": "신용카드", "en": "Credit card"},
+}
+
+TEXT: dict[str, dict[str, str]] = {
+    "ko": {
+        "title": "결제 확인", "amount": "결제 금액", "seats": "좌석", "show": "공연", "payment": "결제 번호",
+        "pay": "결제하기", "fail": "결제 실패 처리", "note": "테스트 결제입니다. 실제로 청구되지 않습니다.",
+        "processing": "처리 중…", "done": "결제가 처리되었습니다. 예매 화면으로 돌아갑니다…",
+        "undelivered": "결과를 전달하지 못했습니다. 다시 시도해 주세요.", "offline": "연결에 실패했습니다. 다시 시도해 주세요.",
+    },
+    "en": {
+        "title": "Confirm payment", "amount": "Amount", "seats": "Seats", "show": "Show", "payment": "Payment",
+        "pay": "Pay", "fail": "Make it fail", "note": "Test payment: nothing is charged.",
+        "processing": "Processing…", "done": "Paid. Taking you back to your booking…",
+        "undelivered": "Could not deliver the result; please try again.", "offline": "Connection failed; please try again.",
+    },
+}
+
+
+def display_name(provider_name: str, lang: str = "ko") -> str:
+    """"카카오페이" for mockpay: a provider as people name it (the raw name for others)."""
+    return DISPLAY_NAMES.get(provider_name, {}).get(lang if lang in LANGUAGES else "ko", provider_name)
+
+
+def _money(amount: int, lang: str) -> str:
+    return f"₩{amount:,}" if lang == "en" else f"{amount:,}원"
+
 _STYLE = """
 :root { color-scheme: light; --ink: #1f2933; --muted: #616e7c; --line: #e4e7eb; --accent: #3f6ad8; }
 * { box-sizing: border-box; }
 body { margin: 0; min-height: 100vh; display: grid; place-items: center; background: #f5f7fa;
-  font: 16px/1.5 system-ui, -apple-system, "Apple SD Gothic Neo", "Malgun Gothic", sans-serif; color: var(--ink); }
+  font: 16px/1.5 system-ui, -apple-system, "Apple SD Gothic Neo", "Malgun Gothic", "NanumGothic", sans-serif; color: var(--ink); }
 .card { width: min(420px, calc(100vw - 32px)); background: #fff; border: 1px solid var(--line);
   border-radius: 16px; padding: 28px; box-shadow: 0 8px 24px rgba(31, 41, 51, 0.06); }
 .brand { margin: 0 0 4px; font-size: 13px; letter-spacing: 0.08em; text-transform: uppercase; color: var(--accent); }
@@ -63,7 +93,7 @@ _SCRIPT = """
     if (sending) return;
     sending = true;
     setBusy(true);
-    status.textContent = "처리 중… / Processing…";
+    status.textContent = root.dataset.textProcessing;
     try {
       const response = await fetch(root.dataset.action, {
         method: "POST",
@@ -74,13 +104,13 @@ _SCRIPT = """
       });
       const answer = response.ok ? await response.json() : null;
       if (answer && answer.delivered === true) {
-        status.textContent = "완료, 돌아갑니다… / Done, returning…";
+        status.textContent = root.dataset.textDone;
         window.location.assign(root.dataset.returnUrl);
         return;
       }
-      status.textContent = "결과를 전달하지 못했습니다. 다시 시도해 주세요. / Could not deliver the result, please try again.";
+      status.textContent = root.dataset.textUndelivered;
     } catch (error) {
-      status.textContent = "연결에 실패했습니다. 다시 시도해 주세요. / Connection failed, please try again.";
+      status.textContent = root.dataset.textOffline;
     }
     sending = false;
     setBusy(false);
@@ -137,43 +167,49 @@ def render_checkout_page(
     seat_labels: list[str],
     return_url: str,
     lang: str = "ko",
+    show_title: str = "",
 ) -> str:
     """The page a person sees at ``GET /pg/{provider}/checkout/{payment_id}``; serve it with
-    ``CHECKOUT_PAGE_HEADERS``. Labels are bilingual; ``lang`` (ko|en, else ko) sets ``<html lang>``.
+    ``CHECKOUT_PAGE_HEADERS``. One language, ``lang`` (ko|en, else ko); the provider appears
+    under the name people know (``display_name``).
     """
     if not 0 <= amount <= MAX_AMOUNT_KRW:
         raise ValueError(f"amount must be within 0..{MAX_AMOUNT_KRW} KRW")
     if not 1 <= len(payment_id) <= MAX_PAYMENT_ID_CHARS:
         raise ValueError(f"payment_id must be 1..{MAX_PAYMENT_ID_CHARS} characters")
     page_lang = lang if lang in LANGUAGES else "ko"
-    name = escape(provider.name)
+    text = {key: escape(value) for key, value in TEXT[page_lang].items()}
+    name = escape(display_name(provider.name, page_lang))
     action = escape(f"/pg/{quote(provider.name, safe='')}/checkout/{quote(payment_id, safe='')}")
     return_to = escape(_checked_return_url(return_url))
     timeout_ms = provider.delay_ms + FETCH_TIMEOUT_MARGIN_MS
+    show = f'<dt>{text["show"]}</dt><dd id="show-title">{escape(show_title[:200])}</dd>\n' if show_title else ""
     return f"""<!doctype html>
 <html lang="{page_lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>{name} 결제 · Checkout</title>
+<title>{name} · {text["title"]}</title>
 <style>{_STYLE}</style>
 </head>
 <body>
-<main id="checkout" class="card" data-action="{action}" data-return-url="{return_to}" data-timeout-ms="{timeout_ms}">
-<p class="brand">{name}</p>
-<h1>결제 확인 <span class="en">Confirm payment</span></h1>
+<main id="checkout" class="card" data-action="{action}" data-return-url="{return_to}" data-timeout-ms="{timeout_ms}"
+ data-provider="{escape(provider.name)}" data-text-processing="{text["processing"]}" data-text-done="{text["done"]}"
+ data-text-undelivered="{text["undelivered"]}" data-text-offline="{text["offline"]}">
+<p class="brand" id="provider-name">{name}</p>
+<h1>{text["title"]}</h1>
 <dl>
-<dt>결제 금액 <span class="en">Amount</span></dt><dd class="amount">₩{amount:,}</dd>
-<dt>좌석 <span class="en">Seats</span></dt><dd><ul class="seats">{_seat_items(seat_labels)}</ul></dd>
-<dt>결제 번호 <span class="en">Payment</span></dt><dd class="mono">{escape(payment_id)}</dd>
+{show}<dt>{text["amount"]}</dt><dd class="amount" id="amount" data-amount="{amount}">{_money(amount, page_lang)}</dd>
+<dt>{text["seats"]}</dt><dd><ul class="seats">{_seat_items(seat_labels)}</ul></dd>
+<dt>{text["payment"]}</dt><dd class="mono">{escape(payment_id)}</dd>
 </dl>
 <div class="actions">
-<button id="pay-button" type="button">결제하기 / Pay</button>
-<button id="fail-button" type="button">실패 / Fail</button>
+<button id="pay-button" type="button">{text["pay"]}</button>
+<button id="fail-button" type="button">{text["fail"]}</button>
 </div>
 <p id="status" role="status" aria-live="polite"></p>
-<p class="note">테스트 결제입니다. 실제로 청구되지 않습니다. <span class="en">Test payment, nothing is charged.</span></p>
+<p class="note">{text["note"]}</p>
 </main>
 <script>{_SCRIPT}</script>
 </body>

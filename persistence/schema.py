@@ -101,6 +101,21 @@ MIGRATIONS: list[list[str | dict[str, str]]] = [
         # SQLite compares TEXT exactly already.
         {"mysql": "ALTER TABLE idempotency_keys MODIFY idem_key VARBINARY(64) NOT NULL"},
     ],
+    [
+        # every booking's sequence number, unique, from which its short booking number is made
+        # (domain.booking.booking_number, e.g. T2612-4821-93). Existing bookings are numbered
+        # in the order they were written. MySQL counts with AUTO_INCREMENT (which must be a key);
+        # SQLite, whose AUTOINCREMENT belongs to an INTEGER PRIMARY KEY only, numbers a new row
+        # in a trigger (SQLite's writes are serialized, so MAX + 1 is never taken twice).
+        {"mysql": "ALTER TABLE bookings ADD COLUMN seq BIGINT NOT NULL AUTO_INCREMENT UNIQUE"},
+        {"sqlite": "ALTER TABLE bookings ADD COLUMN seq INTEGER"},
+        {"sqlite": "UPDATE bookings SET seq = rowid"},
+        {"sqlite": "CREATE UNIQUE INDEX bookings_by_seq ON bookings (seq)"},
+        {"sqlite": """CREATE TRIGGER bookings_numbered AFTER INSERT ON bookings WHEN NEW.seq IS NULL
+            BEGIN
+                UPDATE bookings SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM bookings) WHERE rowid = NEW.rowid;
+            END"""},
+    ],
 ]
 
 DIALECTS = {

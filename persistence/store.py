@@ -99,6 +99,15 @@ class SqlStore(ABC):
     async def member_by_id(self, member_id: int) -> Member | None:
         return await self._member("id = ?", member_id)
 
+    async def usernames(self, member_ids: Iterable[int]) -> dict[int, str]:
+        """Member id → username, for the ids that exist (the log shows people by name)."""
+        ids = sorted({i for i in member_ids if i is not None})
+        if not ids:
+            return {}
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(f"SELECT id, username FROM members WHERE id IN ({_marks(len(ids))})", ids)
+        return dict(rows)
+
     async def _member(self, where: str, value) -> Member | None:
         async with self.transaction() as tx:
             row = await tx.fetchone(f"SELECT id, username, nickname, role, password_hash FROM members WHERE {where}", (value,))
@@ -189,6 +198,12 @@ class SqlStore(ABC):
         async with self.transaction() as tx:
             return dict(await tx.fetchall("SELECT seat_id, booking_id FROM seat_claims"))
 
+    async def payment_counts(self) -> dict[str, tuple[int, int]]:
+        """Payment status → (how many, their amounts added up in KRW)."""
+        async with self.transaction() as tx:
+            rows = await tx.fetchall("SELECT status, COUNT(*), COALESCE(SUM(amount), 0) FROM payments GROUP BY status")
+        return {status: (int(count), int(total)) for status, count, total in rows}
+
     async def booking_counts(self) -> dict[str, int]:
         async with self.transaction() as tx:
             return dict(await tx.fetchall("SELECT status, COUNT(*) FROM bookings GROUP BY status"))
@@ -218,6 +233,16 @@ class SqlStore(ABC):
             )
         return _bookings_from_rows(rows)
 
+    async def booking_seqs(self, booking_ids: Sequence[str]) -> dict[str, int]:
+        """Each booking's sequence number (migration 4), from which its booking number is made."""
+        if not booking_ids:
+            return {}
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                f"SELECT booking_id, seq FROM bookings WHERE booking_id IN ({_marks(len(booking_ids))})", list(booking_ids)
+            )
+        return {booking_id: seq for booking_id, seq in rows if seq is not None}
+
     # ---- payments
 
     async def create_payment(self, payment: Payment, seat_ids: Sequence[int]) -> None:
@@ -239,6 +264,22 @@ class SqlStore(ABC):
     async def latest_payment(self, booking_id: str) -> Payment | None:
         """The payment that paid for the booking, or else the newest one started for it."""
         return await self._payment("booking_id = ? ORDER BY settles_booking IS NULL, created_at DESC", booking_id)
+
+    async def latest_payments(self, booking_ids: Sequence[str]) -> dict[str, Payment]:
+        """``latest_payment`` for many bookings in one query."""
+        if not booking_ids:
+            return {}
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
+                f"FROM payments WHERE booking_id IN ({_marks(len(booking_ids))}) "
+                "ORDER BY settles_booking IS NULL DESC, created_at",
+                list(booking_ids),
+            )
+        latest: dict[str, Payment] = {}
+        for row in rows:  # the last row of each booking wins: its settling payment, else its newest
+            latest[row[1]] = Payment(*row)
+        return latest
 
     async def _payment(self, where: str, value) -> Payment | None:
         async with self.transaction() as tx:

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The browser test drives Debian's Chromium; install the package when it is missing.
+# The browser test drives Debian's Chromium; install the package when it is missing, and a
+# Korean font (fonts-nanum) so that the page's Hangul is drawn in its screenshots, not boxes.
 set -u
-[ -x /usr/bin/chromium ] && exit 0
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -d /usr/share/fonts/truetype/nanum ] || need+=(fonts-nanum)
+[ ${#need[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  echo "installing Debian's chromium…"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "could not install chromium; the browser test will skip (and fail under CI=true)" >&2
+  echo "installing Debian's ${need[*]}…"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) \
+    || echo "could not install ${need[*]}; without chromium the browser test skips (and fails under CI=true)" >&2
 else
-  echo "no /usr/bin/chromium and no way to install it; the browser test will skip" >&2
+  echo "missing ${need[*]} and no way to install them; without chromium the browser test skips" >&2
 fi
 exit 0

@@ -5,10 +5,11 @@
 
 import { api, ApiError } from "./js/api.js";
 import { h, txt } from "./js/dom.js";
-import { getLang, langModes, setLang, t, tr } from "./js/i18n.js";
+import { getLang, setLang, t, tr } from "./js/i18n.js";
 import { attachMessageArea, clearMessage, showError, showMessage } from "./js/messages.js";
 import { DEFAULT_HASH, current, go, startRouter, takeNotice } from "./js/router.js";
 import * as session from "./js/session.js";
+import { renderShowStrip } from "./js/show.js";
 import * as bookingScreen from "./js/screens/booking.js";
 import * as bookingsScreen from "./js/screens/bookings.js";
 import * as loginScreen from "./js/screens/login.js";
@@ -73,11 +74,21 @@ function renderHeader(route) {
   nickname.dataset.role = me.role;
 }
 
-function renderLangSelect() {
-  const select = document.getElementById("lang-select");
-  select.replaceChildren(...langModes.map((mode) => h("option", { value: mode, selected: mode === getLang() }, t(`lang.${mode}`))));
-  select.addEventListener("change", () => setLang(select.value));
-  document.documentElement.lang = getLang() === "en" ? "en" : "ko";
+/** One button: the other language's name, in that language ("English" / "한국어"). */
+function renderLangToggle() {
+  const toggle = document.getElementById("lang-toggle");
+  const paint = () => {
+    toggle.textContent = t("lang.other");
+    toggle.lang = getLang() === "en" ? "ko" : "en";
+    toggle.title = t("lang.switch");
+    toggle.dataset.lang = getLang();
+  };
+  toggle.addEventListener("click", () => {
+    setLang(getLang() === "en" ? "ko" : "en");
+    paint();
+  });
+  paint();
+  document.documentElement.lang = getLang();
 }
 
 function handleRoute(route) {
@@ -144,8 +155,11 @@ async function refreshMember() {
 
 function start() {
   attachMessageArea(document.getElementById("message"));
-  renderLangSelect();
+  renderLangToggle();
   tr(document.getElementById("logout-button"), "nav.logout");
+  tr(document.getElementById("brand-name"), "app.name");
+  tr(document.getElementById("footer-text"), "app.footer");
+  renderShowStrip(document.getElementById("show-strip"));
   document.getElementById("logout-button").addEventListener("click", () => {
     session.clearSession();
     go("#/login", { key: "auth.logged_out", kind: "info" });

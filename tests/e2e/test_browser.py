@@ -17,6 +17,8 @@ Each screen is saved to docs/screenshots/NN-name.png.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import sqlite3
@@ -52,8 +54,10 @@ WAIT_MS = 30_000  # the machine is small and shared: every wait is generous
 VIEWPORT = {"width": 1280, "height": 900}
 CROWD = 5  # people who join the queue just before the two browsers (a few seconds of line)
 
-CONTESTED_SEAT = 24  # A-01-25: both people want it
-OTHER_SEAT = 130  # A-03-31: the one the loser holds and lets expire
+CONTESTED_SEAT = 24  # A구역 1열 25번 (VIP): both people want it
+OTHER_SEAT = 130  # A구역 3열 31번: the one the loser holds and lets expire
+CONTESTED_LABEL = "A구역 1열 25번"
+OTHER_LABEL = "A구역 3열 31번"
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +181,16 @@ def canvas_painted(page) -> int:
     )
 
 
+def stored_booking_number(service, booking_id: str) -> str:
+    """The booking number as the store keeps it (its sequence number, migration 4)."""
+    from domain.booking import booking_number
+
+    path = service.db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        seq, created_at = db.execute("SELECT seq, created_at FROM bookings WHERE booking_id = ?", (booking_id,)).fetchone()
+    return booking_number(seq, created_at)
+
+
 def log_rows(page) -> list[dict]:
     """Every row of the log view, following #log-next to the last page."""
     rows: list[dict] = []
@@ -190,7 +204,10 @@ def log_rows(page) -> list[dict]:
             """rows => rows.map(r => ({
                 type: r.dataset.type,
                 booking_id: r.dataset.bookingId,
-                member: r.cells[3].textContent.trim(),
+                member: r.dataset.memberId,
+                username: r.cells[3].textContent.trim(),
+                at: r.cells[0].textContent.trim(),
+                detail: r.cells[5].textContent.trim(),
                 seats: r.cells[4].textContent.trim(),
             }))""",
         )
@@ -219,9 +236,17 @@ def test_two_people_one_seat_in_the_browser(browser, service):
             tab.goto()
             tab.wait_hash(r"#/login$")
             tab.page.wait_for_selector("#signup-button")
-        alice.sign_up(f"alice{suffix}", "alice-password-1", "앨리스 Alice")
-        bob.sign_up(f"bob{suffix}", "bob-password-1", "밥 Bob")
-        assert "로그인" in alice.page.inner_text("#view") and "Log in" in alice.page.inner_text("#view")
+        alice.sign_up(f"alice{suffix}", "alice-password-1", "앨리스")
+        bob.sign_up(f"bob{suffix}", "bob-password-1", "민준")
+        # Korean first, one language at a time; the show is named in the header of every screen
+        view_text = alice.page.inner_text("#view")
+        assert "로그인" in view_text and "Log in" not in view_text, view_text
+        with service.client() as http:
+            show = http.get("/api/show").json()
+            venue = http.get("/api/venue").json()
+        alice.page.wait_for_selector("#show-strip:not([hidden])")
+        assert show["title"] in alice.page.inner_text("#show-title")
+        assert "년" in alice.page.inner_text("#show-time") and "오후" in alice.page.inner_text("#show-time")
         alice.shot("01-login.png")
 
         crowd = [Person(service) for _ in range(CROWD)]
@@ -237,6 +262,7 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         assert ahead >= 1, "the crowd that joined first should be ahead"
         assert alice.page.get_attribute("#queue-state", "data-state") == "waiting"
         assert "앞에" in alice.page.inner_text("#queue-ahead-text")
+        assert alice.page.get_attribute(".show-card", "data-show") == show["title"]
         assert re.search(r"#\d+", alice.page.inner_text("#queue-ticket")), "the ticket shows the place number"
         alice.shot("02-waiting-room.png")
 
@@ -248,9 +274,21 @@ def test_two_people_one_seat_in_the_browser(browser, service):
             assert tab.seat_status(OTHER_SEAT) == "A"
         alice_id, bob_id = alice.member_id(), bob.member_id()
         assert canvas_painted(alice.page) > 10_000, "the seat map canvas is blank"
+        # the grades with their prices, and each section's chip: grade, price, seats left
+        grades = {g["name"]: g for g in venue["grades"]}
+        legend = alice.page.inner_text("#grade-legend")
+        for grade in grades.values():
+            assert f"{grade['name']}석" in legend and f"{grade['price']:,}원" in legend, legend
+        section_a = next(s for s in venue["sections"] if s["name"] == "A")
+        vip = grades[section_a["grade"]]
+        chip_a = alice.page.inner_text('#zoom-bar .chip[data-section="A"]')
+        assert f"{vip['name']}석" in chip_a and f"{vip['price']:,}원" in chip_a and "잔여 1,000석" in chip_a, chip_a
+        left_before = bob.page.evaluate("() => window.encore.seatsLeft('A')")
+        assert left_before == 1000
         for tab in (alice, bob):
             tab.select(CONTESTED_SEAT)
-        assert alice.page.inner_text("#selected-seats").strip().startswith("A-01-25")
+        assert alice.page.inner_text("#selected-seats").strip().startswith(CONTESTED_LABEL)
+        assert alice.page.get_attribute("#selected-total", "data-amount") == str(vip["price"] + venue["booking_fee"])
         alice.shot("03-seat-map.png")
         alice.zoom("A")
         alice.shot("04-seat-map-section.png")
@@ -272,6 +310,7 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         assert sorted(results.values()) == ["lost", "won"], f"exactly one hold must win: {results}"
         winner, loser = (alice, bob) if results["alice"] == "won" else (bob, alice)
         winner_id, loser_id = (alice_id, bob_id) if winner is alice else (bob_id, alice_id)
+        winner_name, loser_name = (f"alice{suffix}", f"bob{suffix}") if winner is alice else (f"bob{suffix}", f"alice{suffix}")
 
         # ---- the winner: checkout page with the countdown, the provider's page, confirmed
         winner.page.wait_for_selector('#booking-status[data-status="held"]')
@@ -279,25 +318,41 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         winner.page.wait_for_selector("#countdown[data-seconds]")
         assert 0 < int(winner.page.get_attribute("#countdown", "data-seconds")) <= HOLD_SECONDS
         assert winner.page.get_attribute("#booking-seats", "data-seat-ids") == str(CONTESTED_SEAT)
-        providers = winner.page.eval_on_selector_all("#provider-select option", "os => os.map(o => o.value)")
-        assert {"mockpay", "fakecard"} <= set(providers)
+        # the checkout: the seat, its grade and price, the total = the grade prices (+ the fee)
+        seat_row = winner.page.locator(f'#booking-seats tr[data-seat-id="{CONTESTED_SEAT}"]')
+        assert seat_row.get_attribute("data-grade") == vip["name"] and seat_row.get_attribute("data-price") == str(vip["price"])
+        assert CONTESTED_LABEL in seat_row.inner_text() and f"{vip['price']:,}원" in seat_row.inner_text()
+        total = vip["price"] + venue["booking_fee"]
+        assert winner.page.get_attribute("#booking-total", "data-amount") == str(total)
+        assert f"{total:,}원" in winner.page.inner_text("#booking-total")
+        providers = winner.page.eval_on_selector_all("#provider-select option", "os => os.map(o => [o.value, o.textContent])")
+        assert {("mockpay", "카카오페이"), ("fakecard", "신용카드")} <= {tuple(p) for p in providers}, providers
         winner.page.select_option("#provider-select", "fakecard")
         winner.shot("05-checkout.png")
         winner.page.click("#pay-button")
         winner.page.wait_for_url(re.compile(r"/pg/fakecard/checkout/"))
         winner.page.wait_for_selector("#checkout #pay-button:not([disabled])")
-        assert "A-01-25" in winner.page.inner_text(".seats")
+        assert CONTESTED_LABEL in winner.page.inner_text(".seats")
+        assert winner.page.inner_text("#provider-name") == "신용카드"
+        assert winner.page.get_attribute("#amount", "data-amount") == str(total)
         winner.shot("06-provider-checkout.png")
         winner.page.click("#checkout #pay-button")
         winner.wait_hash(r"#/bookings/")
         winner.page.wait_for_selector('#booking-status[data-status="confirmed"]')
         winner.page.wait_for_selector('#payment-status[data-status="succeeded"]')
         assert winner.page.get_attribute("#booking-card", "data-booking-id") == winner_booking
+        # the booking number shown is the one stored for this booking
+        stored_number = stored_booking_number(service, winner_booking)
+        assert re.fullmatch(r"T\d{4}-\d{4,}-\d{2}", stored_number), stored_number
+        assert winner.page.inner_text("#booking-number") == stored_number
+        assert "신용카드" in winner.page.inner_text("#payment-status")
         winner.shot("07-confirmed.png")
 
         # ---- the loser: told the seat was taken; the map shows it sold once the winner paid
         assert loser.message_code() in ("seat_unavailable", "seat_taken")
-        assert "A-01-25" in loser.page.inner_text("#message")
+        assert CONTESTED_LABEL in loser.page.inner_text("#message")
+        # the section's chip counted the winner's seat out (from the map the page already reads)
+        loser.page.wait_for_function("(n) => window.encore.seatsLeft('A') === n", arg=left_before - 1)
         assert loser.page.get_attribute("#selected-seats", "data-seat-ids") == ""
         loser.page.wait_for_function("(id) => window.encore.seatStatus(id) === 'S'", arg=CONTESTED_SEAT)
         loser.zoom("A")  # the sold seat is big enough to see
@@ -325,7 +380,7 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         loser.zoom("A")
         loser.hover_seat(OTHER_SEAT)
         tooltip = loser.page.inner_text("#seat-tooltip")
-        assert "A-03-31" in tooltip and "선택 가능" in tooltip, tooltip
+        assert OTHER_LABEL in tooltip and "선택 가능" in tooltip, tooltip
         loser.shot("10-seat-released.png")
 
         # ---- my bookings, for both
@@ -333,6 +388,9 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         winner.page.wait_for_selector('#my-bookings[aria-busy="false"]')
         mine = winner.page.eval_on_selector_all("#my-bookings tr[data-booking-id]", "rs => rs.map(r => [r.dataset.bookingId, r.dataset.status])")
         assert mine == [[winner_booking, "confirmed"]]
+        row_text = winner.page.inner_text(f'#my-bookings tr[data-booking-id="{winner_booking}"]')
+        for expected in (stored_number, CONTESTED_LABEL, f"{vip['name']}석", f"{total:,}원", "예매 확정", "신용카드"):
+            assert expected in row_text, (expected, row_text)
         winner.shot("11-my-bookings.png")
         loser.page.click('#nav a[href="#/bookings"]')
         loser.page.wait_for_selector('#my-bookings[aria-busy="false"]')
@@ -361,9 +419,39 @@ def test_two_people_one_seat_in_the_browser(browser, service):
         for member in (winner_id, loser_id):
             assert types(member=str(member)) >= {"queue_joined", "queue_admitted", "hold_created"}
         # rows that name seats name the right ones (payment events may carry none)
-        assert {r["seats"] for r in rows if r["booking_id"] == winner_booking} - {""} == {f"A-01-25 ({CONTESTED_SEAT})"}
-        assert {r["seats"] for r in rows if r["booking_id"] == loser_booking} - {""} == {f"A-03-31 ({OTHER_SEAT})"}
+        assert {r["seats"] for r in rows if r["booking_id"] == winner_booking} - {""} == {CONTESTED_LABEL}
+        assert {r["seats"] for r in rows if r["booking_id"] == loser_booking} - {""} == {OTHER_LABEL}
+        # people by username, times on the hall's clock, details as words (not JSON)
+        names = {winner_id: winner_name, loser_id: loser_name}
+        for r in rows:
+            if r["member"] in {str(winner_id), str(loser_id)}:
+                assert r["username"] == names[int(r["member"])], r
+            assert "{" not in r["detail"] and re.match(r"\d{4}\. \d{2}\. \d{2}\. (오전|오후) ", r["at"]), r
+        [payment_row] = [r for r in rows if r["booking_id"] == winner_booking and r["type"] == "payment_started"]
+        assert "신용카드" in payment_row["detail"], payment_row
+        # the dashboard: the winner's VIP seat sold, a payment succeeded
+        admin_tab.page.wait_for_selector('#dashboard[aria-busy="false"]')
+        vip_row = admin_tab.page.locator(f'#dashboard-grades tr[data-grade="{vip["name"]}"]')
+        assert int(vip_row.get_attribute("data-sold")) >= 1
+        assert admin_tab.page.locator('#dashboard-payments tr[data-status="succeeded"]').count() == 1
         admin_tab.shot("13-admin-log.png")
+
+        # the CSV export of the filtered log opens with its Hangul intact
+        admin_tab.page.fill("#log-booking-id", winner_booking)
+        with admin_tab.page.expect_response(lambda r: "/api/admin/logs" in r.url and winner_booking in r.url):
+            admin_tab.page.click("#log-search")
+        with admin_tab.page.expect_download() as download_info:
+            admin_tab.page.click("#log-export")
+        raw = Path(download_info.value.path()).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM, so Excel reads the Hangul"
+        table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+        assert table[0] == ["시각 (KST)", "종류", "예매 ID", "아이디", "좌석", "상세"], table[0]
+        exported = table[1:]
+        assert exported and {row[2] for row in exported} == {winner_booking}, exported
+        assert {"선점 생성", "결제 시작", "결제 성공", "예매 확정"} <= {row[1] for row in exported}
+        assert {row[3] for row in exported} == {winner_name} and {row[4] for row in exported} - {""} == {CONTESTED_LABEL}
+        assert any("신용카드" in row[5] for row in exported), exported
+        admin_tab.page.fill("#log-booking-id", "")
 
         # the contested seat's history: only the winner's booking ever had it
         admin_tab.page.fill("#log-seat-id", str(CONTESTED_SEAT))

@@ -375,6 +375,7 @@ def _untrusted_callbacks(service, payment: dict, booking_id: str) -> dict[str, t
     stale = signed_callback(service, "mockpay", payment, booking_id, now=time.time() - 400)
     future = signed_callback(service, "mockpay", payment, booking_id, now=time.time() + 400)
     wrong_amount = signed_callback(service, "mockpay", payment, booking_id, amount=payment["amount"] - 1)
+    flat_price = signed_callback(service, "mockpay", payment, booking_id, amount=110_000)  # the flat price of old
     wrong_booking = signed_callback(service, "mockpay", payment, "0" * 22)
     no_signature = {k: v for k, v in real[1].items() if k != "Encore-Signature"}
     return {
@@ -387,8 +388,20 @@ def _untrusted_callbacks(service, payment: dict, booking_id: str) -> dict[str, t
         "stale (400 s old)": ("mockpay", stale[0], stale[1], 401, None),
         "from the future (400 s ahead)": ("mockpay", future[0], future[1], 401, None),
         "wrong amount": ("mockpay", wrong_amount[0], wrong_amount[1], 422, None),
+        "not the grade total (the flat price of old)": ("mockpay", flat_price[0], flat_price[1], 422, "payment_mismatch"),
         "wrong booking": ("mockpay", wrong_booking[0], wrong_booking[1], 422, None),
     }
+
+
+def test_a_payment_costs_the_grade_price_of_its_seats(service, pending):
+    """The amount to pay is the seat's grade price (plus the fee), as /api/venue lists it."""
+    _buyer, _booking_id, payment, seat = pending
+    with service.client() as http:
+        venue = http.get("/api/venue").json()
+    [section] = [s for s in venue["sections"] if s["first_seat_id"] <= seat < s["first_seat_id"] + s["rows"] * s["cols"]]
+    [grade] = [g for g in venue["grades"] if g["name"] == section["grade"]]
+    assert section["name"] in grade["sections"]
+    assert payment["amount"] == grade["price"] + venue["booking_fee"] != 110_000, (payment, grade)
 
 
 def test_untrusted_callbacks_are_refused_and_change_nothing(service, pending, boss):

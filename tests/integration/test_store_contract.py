@@ -118,6 +118,20 @@ async def test_member_bookings_newest_first(store):
     assert (await store.booking("b2"))[1] == 0
 
 
+async def test_every_booking_gets_its_own_sequence_number_for_its_booking_number(store):
+    """Migration 4: bookings are numbered as they are written (upserts keep the number), so
+    their short booking numbers (domain.booking.booking_number) never repeat."""
+    alice, bob = await members(store, 2)
+    seats = block()
+    await store.commit_block_changes(0, [seats.hold("b1", alice, [1], 100.0), seats.hold("b2", bob, [2], 100.0)], 4)
+    await store.commit_block_changes(0, [seats.hold("b3", alice, [3], 101.0), seats.confirm("b1", 101.0)], 4)
+    seqs = await store.booking_seqs(["b1", "b2", "b3", "nope"])
+    assert set(seqs) == {"b1", "b2", "b3"} and len(set(seqs.values())) == 3
+    assert seqs["b3"] > max(seqs["b1"], seqs["b2"]), "numbered in the order written"
+    assert (await store.booking_seqs(["b1"]))["b1"] == seqs["b1"], "a later change of the booking keeps its number"
+    assert await store.booking_seqs([]) == {}
+
+
 async def test_log_filters_and_cursor(store):
     alice, bob = await members(store, 2)
     seats = block()
@@ -156,6 +170,7 @@ async def test_a_booking_is_paid_at_most_once(store):
     assert await store.record_payment_result("evt-3", second, "succeeded", 102.0, {"payment_id": "p3"}) is True
     assert [(await store.payment(p)).status for p in ("p2", "p3")] == ["succeeded", "refunded"]
     assert (await store.latest_payment("b2")).payment_id == "p2", "the booking shows the payment that paid for it"
+    assert {b: p.payment_id for b, p in (await store.latest_payments(["b2", "none"])).items()} == {"b2": "p2"}
     [refund] = await store.query_log(LogQuery(type="payment_refunded"))
     assert refund.detail == {"payment_id": "p3", "refunded_from": "already_paid", "paid_by": "p2"}
 

@@ -25,7 +25,7 @@ from api.queue_view import QueueView
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.routes import accepts_gzip
 from api.seatmap import SeatMap
-from api.service import BookingService
+from api.service import BookingService, show_out
 from domain.errors import BookingNotFound
 from encore.settings import Settings
 from persistence import open_store
@@ -46,6 +46,7 @@ def fake_service() -> SimpleNamespace:
         tokens=Tokens(SETTINGS.secret_key, 3600, 600, pollers_remembered_max=16), start_background=lambda: None,
         rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
         hold_refusal=lambda seat_ids: None, providers={"mockpay": None}, login_throttle=LoginThrottle(),
+        show_out=show_out(SETTINGS),
     )
     service._queue_answer = partial(BookingService._queue_answer, service)
     service.poll_queue = partial(BookingService.poll_queue, service)
@@ -327,22 +328,27 @@ def test_answers_for_one_member_are_never_stored_by_a_cache(edge):
     async def nothing(*args):
         return []
 
+    async def no_names(*args):
+        return {}
+
     async def not_found(*args):
         raise BookingNotFound("no such booking")
 
-    edge.service.store = SimpleNamespace(member_by_username=found, member_by_id=found, query_log=nothing, member_bookings=nothing)
+    edge.service.store = SimpleNamespace(member_by_username=found, member_by_id=found, query_log=nothing, member_bookings=nothing,
+                                         usernames=no_names, booking_seqs=no_names, latest_payments=no_names)
     edge.service.booking = not_found
+    edge.service.venue = SETTINGS.venue
     tokens = edge.service.tokens
     session = {"Authorization": f"Bearer {tokens.session(7, 'admin')}"}
     login = edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"})
     assert login.status_code == 200 and login.json()["token"]
     answers = [login] + [edge.request("GET", path, headers=session) for path in (
-        "/api/me", "/api/me/logs", "/api/admin/logs", "/api/me/bookings", "/api/bookings/b1",
+        "/api/me", "/api/me/logs", "/api/admin/logs", "/api/admin/logs.csv", "/api/me/bookings", "/api/bookings/b1",
         f"/api/queue?ticket={tokens.ticket(7, 31, 0, 3600)}")]
     answers.append(edge.request("POST", "/api/bookings/b1/payments", json={"provider": "mockpay"}, headers=session))
     for answer in answers:
         assert answer.headers.get_list("cache-control") == ["no-store"], (answer.request.url, answer.status_code)
-    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 404, 200, 403]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 200, 404, 200, 403]
 
 
 def test_public_reads_stay_cacheable_with_or_without_a_session(edge):

@@ -180,10 +180,13 @@ def test_checkout_page_shows_amount_seats_and_buttons(mockpay):
     page = _render(mockpay)
     parser = _PageParser()
     parser.feed(page)
-    assert "₩220,000" in page
+    assert "220,000원" in page
     assert "A-1-1" in page and "A-1-2" in page
     assert {"pay-button", "fail-button", "checkout"} <= parser.ids
-    assert "결제하기 / Pay" in page and "실패 / Fail" in page
+    assert "결제하기" in page and "카카오페이" in page and "mockpay" not in page.split("<main")[0]
+    assert "Pay" not in page.replace("카카오페이", ""), "one language at a time"
+    english = _render(mockpay, lang="en", show_title="앙코르 라이브")
+    assert "₩220,000" in english and "KakaoPay" in english and ">Pay<" in english and "앙코르 라이브" in english
     assert 'data-action="/pg/mockpay/checkout/pay_1"' in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
 

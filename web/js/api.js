@@ -278,6 +278,7 @@ export const api = {
   queueStatus: (signal) => get("/api/queue/status", { signal, auth: false }),
   claimAdmission: (ticket) => post("/api/queue/admission", { ticket }),
 
+  show: () => get("/api/show", { cache: "default", auth: false }),
   venue: () => get("/api/venue", { cache: "default" }),
   seats: (etag, signal) => get("/api/seats", { signal, headers: etag ? { "If-None-Match": etag } : {} }),
 
@@ -296,6 +297,7 @@ export const api = {
   myBookings: (signal) => get("/api/me/bookings", { signal }),
 
   adminLogs: (query) => get(`/api/admin/logs${queryString(query)}`),
+  adminDashboard: (signal) => get("/api/admin/dashboard", { signal }),
   myLogs: (query) => get(`/api/me/logs${queryString(query)}`),
 };
 

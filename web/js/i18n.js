@@ -1,9 +1,39 @@
-// Korean / English text. Every label has both; the reader picks "both" (default), "ko" or "en".
+// Korean / English text, one language at a time. Korean unless the browser prefers English;
+// the header's toggle switches and the choice is kept in localStorage.
 // Elements made with `tr(el, key, params)` remember their key and are re-translated in place
 // when the language changes, so switching never re-renders a screen or loses its state.
 
 const LANG_KEY = "encore.lang";
-const MODES = ["both", "ko", "en"];
+const MODES = ["ko", "en"];
+
+/** 183421 → "183,421" (the same grouping in both languages). */
+export function num(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+const won = (n) => `${num(n)}원`;
+
+// Times on the hall's clock (KST), Korean style in Korean. Kept here, as text entries, so that
+// an element showing a time is re-translated like any other when the language changes.
+const ZONE = "Asia/Seoul";
+const MOMENT = { year: "numeric", month: "2-digit", day: "2-digit", hour: "numeric", minute: "2-digit", second: "2-digit" };
+const SHOW_TIME = { year: "numeric", month: "long", day: "numeric", weekday: "short", hour: "numeric", minute: "2-digit" };
+
+/** "2026년 12월 24일 (목) 오후 7:00": the show's start as Korean tickets print it. */
+function showTimeKo(value) {
+  const ms = typeof value === "number" ? value : Date.parse(value);
+  if (value === null || value === undefined || value === "" || Number.isNaN(ms)) return "—";
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("ko-KR", { timeZone: ZONE, ...SHOW_TIME, month: "numeric" }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]),
+  );
+  return `${parts.year}년 ${parts.month}월 ${parts.day}일 (${parts.weekday}) ${parts.dayPeriod} ${parts.hour}:${parts.minute}`;
+}
+
+function when(locale, value, options) {
+  const ms = typeof value === "number" ? value : Date.parse(value);
+  if (value === null || value === undefined || value === "" || Number.isNaN(ms)) return "—";
+  return new Intl.DateTimeFormat(locale, { timeZone: ZONE, ...options }).format(new Date(ms));
+}
 
 function durationKo(seconds) {
   const s = Math.max(0, Math.round(seconds));
@@ -11,7 +41,8 @@ function durationKo(seconds) {
   const m = Math.floor(s / 60);
   const r = s % 60;
   if (m < 60) return r ? `${m}분 ${r}초` : `${m}분`;
-  return `${Math.floor(m / 60)}시간 ${m % 60}분`;
+  if (m < 24 * 60) return m % 60 ? `${Math.floor(m / 60)}시간 ${m % 60}분` : `${Math.floor(m / 60)}시간`;
+  return `${Math.floor(m / 1440)}일 ${Math.floor((m % 1440) / 60)}시간`;
 }
 
 function durationEn(seconds) {
@@ -20,7 +51,8 @@ function durationEn(seconds) {
   const m = Math.floor(s / 60);
   const r = s % 60;
   if (m < 60) return r ? `${m} min ${r} s` : `${m} min`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
+  if (m < 24 * 60) return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${Math.floor(m / 60)} h`;
+  return `${Math.floor(m / 1440)} d ${Math.floor((m % 1440) / 60)} h`;
 }
 
 const people = (n) => (n === 1 ? "person" : "people");
@@ -29,7 +61,8 @@ const SEAT_STATE_EN = { A: "available", H: "held", S: "sold", mine: "yours", sel
 
 // key: [korean, english]; an entry may be a function of the params.
 const TEXT = {
-  "app.name": ["앙코르", "Encore"],
+  "app.name": ["앙코르 티켓", "Encore Tickets"],
+  "app.footer": ["앙코르 티켓 · 공연 예매 · 고객센터 1544-0000 (평일 09:00–18:00)", "Encore Tickets · concert booking · help 1544-0000 (weekdays 09:00–18:00)"],
   "app.tagline": ["단 하루의 공연, 한 자리의 기억", "One night, one seat to remember"],
   "nav.seats": ["좌석 선택", "Seats"],
   "nav.queue": ["대기실", "Waiting room"],
@@ -39,9 +72,8 @@ const TEXT = {
   "nav.logout": ["로그아웃", "Log out"],
   "nav.admin": ["관리자", "admin"],
   "lang.label": ["언어", "Language"],
-  "lang.both": ["한국어 + English", "한국어 + English"],
-  "lang.ko": ["한국어", "한국어"],
-  "lang.en": ["English", "English"],
+  "lang.other": ["English", "한국어"],
+  "lang.switch": ["Switch to English", "한국어로 보기"],
   "common.loading": ["불러오는 중…", "Loading…"],
   "common.close": ["닫기", "Close"],
   "common.retry": ["다시 시도", "Try again"],
@@ -65,17 +97,26 @@ const TEXT = {
 
   "queue.title": ["대기실", "Waiting room"],
   "queue.joining": ["대기열에 들어가는 중…", "Joining the queue…"],
-  "queue.ahead": [(p) => `앞에 ${p.n}명`, (p) => `${p.n} ${people(p.n)} ahead of you`],
+  "queue.ahead": [(p) => `앞에 ${num(p.n)}명`, (p) => `${num(p.n)} ${people(p.n)} ahead of you`],
   "queue.ahead_label": ["내 앞의 대기 인원", "people ahead of you"],
-  "queue.eta": [(p) => `예상 대기 시간 약 ${durationKo(p.seconds)}`, (p) => `Estimated wait about ${durationEn(p.seconds)}`],
-  "queue.behind": [(p) => `뒤에 ${p.n}명`, (p) => `${p.n} ${people(p.n)} behind you`],
+  "queue.place": [(p) => `앞에 ${num(p.ahead)}명, 뒤에 ${num(p.behind)}명`, (p) => `${num(p.ahead)} ahead of you, ${num(p.behind)} behind`],
+  "queue.waiting": ["순서대로 입장 중입니다. 잠시만 기다려 주세요.", "People are let in in order; please wait a moment."],
+  "queue.drawing_state": ["오픈과 동시에 순서가 정해집니다.", "Your place is drawn the moment sales open."],
+  "queue.ahead_unit": ["명", ""],
+  "queue.eta": [(p) => `예상 대기 시간 약 ${durationKo(p.seconds)}`, (p) => `Estimated wait: about ${durationEn(p.seconds)}`],
+  "queue.behind": [(p) => `뒤에 ${num(p.n)}명`, (p) => `${num(p.n)} ${people(p.n)} behind you`],
+  "queue.total": [(p) => `전체 대기 ${num(p.n)}명`, (p) => `${num(p.n)} waiting in all`],
+  "queue.rate": [(p) => `1초에 약 ${num(p.n)}명씩 입장 중`, (p) => `About ${num(p.n)} admitted per second`],
+  "queue.before_title": ["예매 오픈 전입니다", "Sales have not opened yet"],
+  "queue.opens_in": ["예매 오픈까지", "Sales open in"],
+  "queue.opens_at": [(p) => `오픈 일시 ${when("ko-KR", p.at, MOMENT)}`, (p) => `Opens ${when("en-GB", p.at, MOMENT)} KST`],
   "queue.before_opening": [
-    (p) => `판매 시작 전입니다. 시작까지 ${durationKo(p.seconds)}. 시작 전에 들어온 ${p.n}명은 시작할 때 무작위로 순서가 정해집니다.`,
-    (p) => `Sales have not opened yet: ${durationEn(p.seconds)} to go. The ${p.n} ${people(p.n)} who joined before the opening are put in a random order when it opens.`,
+    (p) => `지금 ${num(p.n)}명이 오픈을 기다리고 있습니다. 오픈 전에 들어온 분들의 순서는 오픈 순간 무작위 추첨으로 정해지므로, 미리 들어와 있어도 불리하지 않습니다. 먼저 새로고침할 필요가 없어요.`,
+    (p) => `${num(p.n)} ${p.n === 1 ? "person is" : "people are"} waiting for the opening. Everyone who arrives before it is put in a random order the moment sales open, so arriving early is no disadvantage and there is no need to refresh.`,
   ],
   "queue.progress": [(p) => `진행률 ${p.percent}%`, (p) => `${p.percent}% of the way`],
   "queue.hint": [
-    "이 창을 닫거나 새로고침하지 않아도 됩니다. 차례가 되면 자동으로 좌석 선택 화면으로 이동합니다.",
+    "이 창을 닫거나 새로고침하지 마세요. 차례가 되면 자동으로 좌석 선택 화면으로 이동합니다.",
     "Keep this page open: when it is your turn you are taken to the seat map automatically.",
   ],
   "queue.ticket": [(p) => `대기 번호 ${p.ticket}`, (p) => `Ticket ${p.ticket}`],
@@ -85,10 +126,40 @@ const TEXT = {
   "queue.rejoin": ["다시 줄 서기", "Rejoin the queue"],
   "queue.need_admission": ["좌석을 선택하려면 먼저 대기실을 거쳐야 합니다.", "Please pass the waiting room before choosing seats."],
   "queue.retrying": ["연결이 불안정합니다. 다시 확인하는 중…", "Connection trouble; checking again…"],
+  "admission.left": ["좌석 선택 남은 시간", "Time left to choose"],
+  "admission.over": [
+    "좌석 선택 시간이 끝났습니다. 공정한 예매를 위해 다시 대기열에 서 주세요.",
+    "Your time to choose seats is over. To keep it fair for everyone, please join the line again.",
+  ],
+  "admission.rejoin": ["대기열로 돌아가기", "Back to the line"],
+
+  "show.performer": ["출연", "Performer"],
+  "show.when": ["공연 일시", "Date"],
+  "show.venue": ["공연 장소", "Venue"],
+  "show.running": ["관람 시간", "Running time"],
+  "show.minutes": [(p) => `${num(p.n)}분`, (p) => `${num(p.n)} min`],
+  "show.age": ["관람 등급", "Age rating"],
+
+  "grade.name": [(p) => `${p.name}석`, (p) => `${p.name}`],
+  "grade.price": [(p) => won(p.amount), (p) => `₩${num(p.amount)}`],
+  "grade.left": [(p) => `잔여 ${num(p.n)}석`, (p) => `${num(p.n)} left`],
+  "grade.legend": ["등급별 가격", "Prices by grade"],
+  "section.chip": [(p) => `${p.name}구역`, (p) => `Section ${p.name}`],
+  "seat.label": [(p) => `${p.section}구역 ${p.row}열 ${p.col}번`, (p) => `Section ${p.section}, row ${p.row}, seat ${p.col}`],
+  "money": [(p) => won(p.amount), (p) => `₩${num(p.amount)}`],
+  "fmt.datetime": [(p) => when("ko-KR", p.at, MOMENT), (p) => when("en-GB", p.at, MOMENT)],
+  "fmt.show": [(p) => showTimeKo(p.at), (p) => `${when("en-GB", p.at, SHOW_TIME)} KST`],
+  "price.seats": ["티켓 금액", "Tickets"],
+  "price.fee": [(p) => `예매 수수료 (${num(p.n)}매)`, (p) => `Booking fee (${num(p.n)})`],
+  "price.total": ["총 결제 금액", "Total"],
+  "price.seat_line": [(p) => `${p.grade}석`, (p) => `${p.grade}`],
+  "provider.mockpay": ["카카오페이", "KakaoPay"],
+  "provider.fakecard": ["신용카드", "Credit card"],
 
   "seats.title": ["좌석 선택", "Choose your seats"],
   "seats.loading": ["좌석 배치도를 불러오는 중…", "Loading the seat map…"],
   "seats.stage": ["무대", "STAGE"],
+  "seats.legend.label": ["좌석 상태", "Seat states"],
   "seats.legend.available": ["선택 가능", "Available"],
   "seats.legend.held": ["선점됨", "Held"],
   "seats.legend.sold": ["판매 완료", "Sold"],
@@ -141,15 +212,19 @@ const TEXT = {
   "seat.status.selected": ["선택함", "selected"],
   "seat.status.unknown": ["확인 중", "loading"],
 
-  "booking.title": ["예매 확인", "Your booking"],
-  "booking.id": ["예매 번호", "Booking"],
+  "booking.title": ["예매 내역", "Your booking"],
+  "booking.title_checkout": ["결제하기", "Checkout"],
+  "booking.title_done": ["예매 완료", "Booking complete"],
+  "booking.id": ["예매번호", "Booking no."],
+  "booking.grade": ["등급", "Grade"],
+  "booking.price": ["가격", "Price"],
   "booking.seats": ["좌석", "Seats"],
   "booking.amount": ["금액", "Amount"],
   "booking.expires": ["결제 기한", "Pay by"],
   "booking.created": ["예매 시각", "Booked at"],
   "booking.countdown": ["남은 시간", "Time left"],
-  "booking.provider": ["결제 수단", "Payment provider"],
-  "booking.pay": ["결제", "Pay"],
+  "booking.provider": ["결제 수단", "Payment method"],
+  "booking.pay": ["결제하기", "Pay"],
   "booking.paying": ["결제 준비 중…", "Starting payment…"],
   "booking.release": ["선점 취소", "Release"],
   "booking.releasing": ["취소하는 중…", "Releasing…"],
@@ -193,13 +268,16 @@ const TEXT = {
   "payment.status.pending": ["확인 중", "pending"],
   "payment.status.succeeded": ["성공", "succeeded"],
   "payment.status.failed": ["실패", "failed"],
+  "payment.status.refunded": ["환불", "refunded"],
 
   "bookings.title": ["내 예매", "My bookings"],
   "bookings.empty": ["아직 예매 내역이 없습니다.", "No bookings yet."],
-  "bookings.col.id": ["예매 번호", "Booking"],
+  "bookings.col.id": ["예매번호 · 예매일", "Booking no. · date"],
   "bookings.col.seats": ["좌석", "Seats"],
+  "bookings.col.price": ["금액", "Amount"],
   "bookings.col.status": ["상태", "Status"],
-  "bookings.col.time": ["시각", "Time"],
+  "bookings.col.payment": ["결제", "Payment"],
+  "bookings.unpaid": ["결제 전", "not paid"],
   "bookings.open": ["보기", "Open"],
 
   "logs.title.admin": ["예매 로그", "Booking log"],
@@ -207,22 +285,48 @@ const TEXT = {
   "logs.intro.admin": ["모든 예매 관련 이벤트를 조회합니다.", "Every booking event, searchable."],
   "logs.intro.mine": ["내 예매와 관련된 이벤트입니다.", "The events of your own bookings."],
   "logs.f.booking_id": ["예매 번호", "Booking id"],
-  "logs.f.member_id": ["회원 번호", "Member id"],
-  "logs.f.seat_id": ["좌석 번호", "Seat id"],
+  "logs.f.member_id": ["회원 번호", "Member no."],
+  "logs.f.seat_id": ["좌석 번호 (ID)", "Seat id"],
   "logs.f.type": ["이벤트 종류", "Event type"],
   "logs.f.since": ["시작 시각", "Since"],
   "logs.f.until": ["종료 시각", "Until"],
   "logs.f.all": ["전체", "All"],
   "logs.search": ["조회", "Search"],
+  "logs.export": ["CSV 내보내기", "Export CSV"],
+  "detail.provider": [(p) => `결제 수단 ${p.name}`, (p) => `paid with ${p.name}`],
+  "detail.payment_id": [(p) => `결제 번호 ${p.id}`, (p) => `payment ${p.id}`],
+  "detail.deadline": ["결제 기한", "pay by"],
+  "detail.regranted_from": [(p) => `${p.status} 후 좌석 재배정`, (p) => `seats granted again after ${p.status}`],
+  "detail.refunded_from": [(p) => `환불 사유: ${p.status}`, (p) => `refunded: ${p.status}`],
+  "detail.booking_status": [(p) => `예매 상태: ${p.status}`, (p) => `booking ${p.status}`],
+  "detail.paid_by": [(p) => `먼저 결제된 건 ${p.id}`, (p) => `already paid by ${p.id}`],
+  "detail.ticket": [(p) => `대기 번호 ${num(p.n)}`, (p) => `ticket ${num(p.n)}`],
+  "detail.why.already_paid": ["이미 결제됨", "already paid"],
+  "detail.why.completed": ["예매 완료", "booking completed"],
+  "detail.why.left": ["스스로 나감", "left the line"],
+  "detail.reason": [(p) => `사유: ${p.why}`, (p) => `reason: ${p.why}`],
+  "dash.seats": ["등급별 좌석 현황", "Seats by grade"],
+  "dash.payments": ["결제 현황", "Payments by status"],
+  "dash.col.grade": ["등급", "Grade"],
+  "dash.col.sold": ["판매", "Sold"],
+  "dash.col.held": ["선점", "Held"],
+  "dash.col.available": ["잔여", "Available"],
+  "dash.col.revenue": ["판매 금액", "Revenue"],
+  "dash.col.status": ["상태", "Status"],
+  "dash.col.count": ["건수", "Count"],
+  "dash.col.amount": ["금액", "Amount"],
+  "dash.n": [(p) => `${num(p.n)}석`, (p) => num(p.n)],
+  "dash.count": [(p) => `${num(p.n)}건`, (p) => num(p.n)],
+  "dash.no_payments": ["아직 결제가 없습니다.", "No payments yet."],
   "logs.reset": ["초기화", "Reset"],
   "logs.next": ["다음 페이지", "Next page"],
   "logs.first": ["첫 페이지", "First page"],
   "logs.page": [(p) => `${p.n}페이지 · ${p.count}건`, (p) => `Page ${p.n} · ${p.count} events`],
   "logs.empty": ["조건에 맞는 기록이 없습니다.", "No events match."],
-  "logs.col.at": ["시각", "Time"],
+  "logs.col.at": ["시각 (KST)", "Time (KST)"],
   "logs.col.type": ["종류", "Type"],
   "logs.col.booking": ["예매", "Booking"],
-  "logs.col.member": ["회원", "Member"],
+  "logs.col.member": ["아이디", "Member"],
   "logs.col.seats": ["좌석", "Seats"],
   "logs.col.detail": ["상세", "Detail"],
   "event.hold_created": ["선점 생성", "Hold created"],
@@ -281,12 +385,18 @@ const TEXT = {
   "error.unexpected": ["예기치 못한 오류가 발생했습니다.", "Something unexpected happened."],
 };
 
+function browserLang() {
+  if (typeof navigator === "undefined") return "ko";
+  const wanted = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "ko"])[0] || "ko";
+  return String(wanted).toLowerCase().startsWith("en") ? "en" : "ko";
+}
+
 let mode = (() => {
   try {
-    const saved = localStorage.getItem(LANG_KEY);
-    return MODES.includes(saved) ? saved : "both";
+    const saved = globalThis.localStorage?.getItem(LANG_KEY);
+    return MODES.includes(saved) ? saved : browserLang();
   } catch {
-    return "both";
+    return browserLang();
   }
 })();
 
@@ -304,15 +414,11 @@ export function has(key) {
   return Object.prototype.hasOwnProperty.call(TEXT, key);
 }
 
-/** The text for `key` in the current language mode ("한국어 / English" when both). */
+/** The text for `key` in the current language. */
 export function t(key, params) {
   const entry = TEXT[key];
   if (!entry) return key;
-  const ko = render(entry[0], params);
-  const en = render(entry[1], params);
-  if (mode === "ko") return ko;
-  if (mode === "en") return en;
-  return ko === en ? ko : `${ko} / ${en}`;
+  return render(entry[mode === "en" ? 1 : 0], params);
 }
 
 /** Set `el`'s text to `t(key, params)` and remember the key so a language switch updates it. */
@@ -360,15 +466,13 @@ export function setLang(next) {
   } catch {
     /* private mode: the choice lasts for this page only */
   }
-  document.documentElement.lang = next === "en" ? "en" : "ko";
+  document.documentElement.lang = next;
   retranslate(document);
   for (const fn of listeners) fn(next);
 }
 
 export function durationText(seconds) {
-  if (mode === "ko") return durationKo(seconds);
-  if (mode === "en") return durationEn(seconds);
-  return `${durationKo(seconds)} / ${durationEn(seconds)}`;
+  return mode === "en" ? durationEn(seconds) : durationKo(seconds);
 }
 
 export const EVENT_TYPES = [

@@ -7,7 +7,7 @@
 
 import { t } from "./i18n.js";
 
-const FONT = `system-ui, -apple-system, "Apple SD Gothic Neo", "Malgun Gothic", "Noto Sans KR", sans-serif`;
+const FONT = `system-ui, -apple-system, "Apple SD Gothic Neo", "Malgun Gothic", "Noto Sans KR", "NanumGothic", sans-serif`;
 
 // Fixed sizes in CSS pixels.
 const PAD = 12;
@@ -188,7 +188,7 @@ export class SeatMap {
         let id = section.first_seat_id + r * section.cols;
         for (let c = 0; c < section.cols; c += 1, id += 1) {
           const state = this.hooks.seatState(id);
-          const color = colors[state] || colors.unknown;
+          const color = state === "A" ? section.colour || colors.A : colors[state] || colors.unknown;
           if (color !== fill) {
             ctx.fillStyle = color;
             fill = color;
@@ -230,7 +230,13 @@ export class SeatMap {
       ctx.font = `${active ? 700 : 600} 12px ${FONT}`;
       ctx.fillStyle = active ? colors.activeLabel : colors.strong;
       ctx.textAlign = "left";
-      ctx.fillText(section.name, label.x, label.y + label.h / 2);
+      ctx.fillText(t("section.chip", { name: section.name }), label.x, label.y + label.h / 2);
+      if (section.grade) {
+        const nameWidth = ctx.measureText(t("section.chip", { name: section.name })).width;
+        ctx.font = `600 11px ${FONT}`;
+        ctx.fillStyle = section.colour || colors.text;
+        ctx.fillText(t("grade.name", { name: section.grade }), label.x + nameWidth + 6, label.y + label.h / 2);
+      }
       ctx.font = `11px ${FONT}`;
       ctx.fillStyle = colors.text;
       ctx.textAlign = "right";

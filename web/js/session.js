@@ -65,9 +65,18 @@ export function admissionToken() {
   return saved.token;
 }
 
-export function setAdmissionToken(value) {
+/** `until`: when the admission ends (ISO, the claim's admitted_until), if known. */
+export function setAdmissionToken(value, until = null) {
   const me = member();
-  write(sessionStorage, ADMISSION, value && me ? { token: value, member_id: me.id } : null);
+  write(sessionStorage, ADMISSION, value && me ? { token: value, member_id: me.id, until } : null);
+}
+
+/** When the current admission ends (ISO), or null when unknown. */
+export function admissionUntil() {
+  const saved = read(sessionStorage, ADMISSION);
+  const me = member();
+  if (!saved || !me || saved.member_id !== me.id) return null;
+  return saved.until || null;
 }
 
 export function clearAdmission() {

@@ -1,15 +1,37 @@
 // The hall's layout (GET /api/venue, fetched once) and the arithmetic on seat ids:
-// seat id = section.first_seat_id + (row-1)*cols + (col-1); label "B-07-23".
+// seat id = section.first_seat_id + (row-1)*cols + (col-1); label "B구역 7열 23번".
+// Every section belongs to a grade (VIP, R, S, A …) with a price and a colour; a booking costs
+// its seats' grade prices plus the booking fee per seat (the server charges the same sum).
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 
 const DEFAULT_PROVIDERS = ["mockpay", "fakecard"];
 
 export class Venue {
   constructor(data) {
+    this.grades = (Array.isArray(data.grades) ? data.grades : []).map((g) => ({
+      name: String(g.name),
+      price: Number(g.price),
+      colour: /^#[0-9a-fA-F]{6}$/.test(g.colour || "") ? g.colour : null,
+      sections: [...(g.sections || [])].map(String),
+    }));
+    const gradeBySection = new Map(this.grades.flatMap((g) => g.sections.map((name) => [name, g])));
     this.sections = [...data.sections]
-      .map((s) => ({ name: String(s.name), rows: s.rows, cols: s.cols, first_seat_id: s.first_seat_id }))
+      .map((s) => {
+        const grade = gradeBySection.get(String(s.name)) || null;
+        return {
+          name: String(s.name),
+          rows: s.rows,
+          cols: s.cols,
+          first_seat_id: s.first_seat_id,
+          grade: grade ? grade.name : null,
+          colour: grade ? grade.colour : null,
+          price: grade ? grade.price : data.price_per_seat ?? null,
+        };
+      })
       .sort((a, b) => a.first_seat_id - b.first_seat_id);
+    this.bookingFee = Number.isFinite(data.booking_fee) ? data.booking_fee : 0;
     this.seats = data.seats ?? this.sections.reduce((sum, s) => sum + s.rows * s.cols, 0);
     this.holdSeconds = data.hold_seconds ?? 180;
     this.maxSeatsPerMember = data.max_seats_per_member ?? 4;
@@ -48,13 +70,43 @@ export class Venue {
     return section.first_seat_id + (row - 1) * section.cols + (col - 1);
   }
 
+  /** "A구역 1열 25번" / "Section A, row 1, seat 25". */
   label(seatId) {
     const { section, row, col } = this.position(seatId);
-    return `${section.name}-${String(row).padStart(2, "0")}-${String(col).padStart(2, "0")}`;
+    return t("seat.label", { section: section.name, row, col });
   }
 
   labels(seatIds) {
     return [...seatIds].sort((a, b) => a - b).map((id) => (this.isSeat(id) ? this.label(id) : `#${id}`));
+  }
+
+  /** The seat's grade {name, price, colour}, or null for a hall without grades. */
+  gradeOf(seatId) {
+    const { section } = this.position(seatId);
+    return section.grade ? { name: section.grade, price: section.price, colour: section.colour } : null;
+  }
+
+  /** What these seats cost: per seat, the fee and the total (the server's domain.pricing sum). */
+  quote(seatIds) {
+    const seats = [...new Set(seatIds)]
+      .filter((id) => this.isSeat(id))
+      .sort((a, b) => a - b)
+      .map((id) => {
+        const { section } = this.position(id);
+        return { id, label: this.label(id), grade: section.grade, price: section.price ?? 0 };
+      });
+    const seatsTotal = seats.reduce((sum, s) => sum + s.price, 0);
+    const fee = this.bookingFee * seats.length;
+    return { seats, seatsTotal, fee, total: seatsTotal + fee };
+  }
+
+  /** Seats still available in each section, counted from the seat map's status string. */
+  availableBySection(status) {
+    return this.sections.map((s) => {
+      let n = 0;
+      for (let id = s.first_seat_id, end = s.first_seat_id + s.rows * s.cols; id < end; id += 1) if (status.charCodeAt(id) === 65) n += 1;
+      return n;
+    });
   }
 
   /** Seats of one booking must share this key (their section, or their block of rows). */

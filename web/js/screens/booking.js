@@ -5,10 +5,11 @@
 
 import { api, ApiError, serverNow, sleep } from "../api.js";
 import { h, txt } from "../dom.js";
-import { t, tr } from "../i18n.js";
-import { clockText, formatDateTime, formatMoney, parseTime } from "../format.js";
+import { getLang, has, t, tr } from "../i18n.js";
+import { clockText, parseTime, timeSpan } from "../format.js";
 import { clearMessageIf, showError, showMessage } from "../messages.js";
 import { loadVenue } from "../venue.js";
+import { loadShow, showCard } from "../show.js";
 
 const POLL_MS = 1000;
 const POLL_SLOW_MS = 5000;
@@ -20,6 +21,13 @@ function paymentOf(booking) {
   const payment = booking?.payment;
   if (Array.isArray(payment)) return payment[payment.length - 1] || null;
   return payment || null;
+}
+
+const hasProvider = (name) => has(`provider.${name}`);
+
+/** "카카오페이" for mockpay: the provider as people know it (the raw name if unknown). */
+export function providerLabel(name) {
+  return hasProvider(name) ? txt("span", `provider.${name}`) : h("span", {}, name || "");
 }
 
 function isPending(booking) {
@@ -35,6 +43,7 @@ export function mount(root, route, scope) {
 
   let booking = null;
   let venue = null;
+  let show = null;
   let provider = null;
   let paying = false;
   let releasing = false;
@@ -65,32 +74,68 @@ export function mount(root, route, scope) {
     if (STATUSES.includes(status)) tr(description, `booking.desc.${status}`);
 
     const seatIds = b.seat_ids || [];
-    const labels = venue ? venue.labels(seatIds) : seatIds.map((id) => `#${id}`);
     const payment = paymentOf(b);
-    const amount = payment?.amount ?? (venue?.pricePerSeat != null ? venue.pricePerSeat * seatIds.length : null);
+    const quote = venue ? venue.quote(seatIds) : null;
+    const amount = payment?.amount ?? quote?.total ?? null;
 
+    const number = b.booking_number || b.booking_id || bookingId;
     const rows = [
-      ["booking.id", h("code", {}, b.booking_id || bookingId)],
-      ["booking.seats", h("span", { id: "booking-seats", class: "seat-labels", dataset: { seatIds: seatIds.join(",") } }, labels.join(", "))],
-      amount != null ? ["booking.amount", formatMoney(amount)] : null,
-      b.created_at ? ["booking.created", formatDateTime(b.created_at)] : null,
-      status === "held" ? ["booking.expires", formatDateTime(b.expires_at)] : null,
+      ["booking.id", h("strong", { id: "booking-number", class: "booking-number", dataset: { number } }, number)],
+      b.created_at ? ["booking.created", timeSpan(b.created_at)] : null,
+      status === "held" ? ["booking.expires", timeSpan(b.expires_at)] : null,
       payment
         ? [
             "booking.payment",
             h(
               "span",
-              { id: "payment-status", dataset: { status: payment.status || "" } },
-              `${payment.provider || ""} · `,
+              { id: "payment-status", dataset: { status: payment.status || "", provider: payment.provider || "" } },
+              providerLabel(payment.provider),
+              " · ",
               payment.status ? txt("span", `payment.status.${payment.status}`) : "",
             ),
           ]
         : null,
     ].filter(Boolean);
 
+    // seats, grade and price per seat, the fee and the total
+    const seatRows = quote
+      ? quote.seats.map((seat) =>
+          h(
+            "tr",
+            { dataset: { seatId: seat.id, grade: seat.grade || "", price: seat.price } },
+            h("td", { class: "seat-label" }, seat.label),
+            h("td", {}, seat.grade ? txt("span", "grade.name", { name: seat.grade }) : ""),
+            h("td", { class: "num" }, txt("span", "money", { amount: seat.price })),
+          ),
+        )
+      : seatIds.map((id) => h("tr", {}, h("td", { colspan: 3 }, `#${id}`)));
+    const sums = [];
+    if (quote && quote.fee) {
+      sums.push(h("tr", { class: "fee" }, txt("td", "price.fee", { n: quote.seats.length }, { colspan: 2 }), h("td", { class: "num" }, txt("span", "money", { amount: quote.fee }))));
+    }
+    if (amount != null) {
+      sums.push(
+        h(
+          "tr",
+          { class: "total" },
+          txt("th", "price.total", undefined, { colspan: 2, scope: "row" }),
+          h("td", { class: "num" }, txt("strong", "money", { amount }, { id: "booking-total", dataset: { amount } })),
+        ),
+      );
+    }
+    const seatTable = h(
+      "table",
+      { class: "price-table", id: "booking-seats", dataset: { seatIds: seatIds.join(",") } },
+      h("thead", {}, h("tr", {}, txt("th", "booking.seats"), txt("th", "booking.grade"), txt("th", "booking.price", undefined, { class: "num" }))),
+      h("tbody", {}, seatRows),
+      h("tfoot", {}, sums),
+    );
+
     card.append(
-      h("div", { class: "booking-head" }, txt("h1", "booking.title"), badge),
+      h("div", { class: "booking-head" }, txt("h1", status === "confirmed" ? "booking.title_done" : status === "held" ? "booking.title_checkout" : "booking.title"), badge),
       description,
+      showCard(show, { compact: true }),
+      seatTable,
       h("dl", { class: "facts" }, rows.map(([key, value]) => [txt("dt", key), h("dd", {}, value)])),
     );
 
@@ -109,7 +154,7 @@ export function mount(root, route, scope) {
     const select = h(
       "select",
       { id: "provider-select", name: "provider" },
-      providers.map((name) => h("option", { value: name, selected: name === provider }, name)),
+      providers.map((name) => h("option", { value: name, selected: name === provider, i18n: hasProvider(name) ? `provider.${name}` : null }, hasProvider(name) ? null : name)),
     );
     select.addEventListener("change", () => {
       provider = select.value;
@@ -220,7 +265,7 @@ export function mount(root, route, scope) {
       const { data } = await api.pay(bookingId, chosen);
       if (!data?.redirect_url) throw new ApiError({ status: 502, code: "server_error", message: "no redirect_url in the payment answer" });
       showMessage("booking.redirecting", undefined, { kind: "info" });
-      location.href = data.redirect_url;
+      location.href = getLang() === "en" ? `${data.redirect_url}?lang=en` : data.redirect_url;
       return; // stay disabled while the browser leaves
     } catch (error) {
       paying = false;
@@ -269,7 +314,7 @@ export function mount(root, route, scope) {
 
   (async () => {
     try {
-      venue = await loadVenue().catch(() => null);
+      [venue, show] = await Promise.all([loadVenue().catch(() => null), loadShow()]);
       const { data } = await api.booking(bookingId, signal);
       if (signal.aborted) return;
       booking = data;
@@ -292,7 +337,7 @@ export function mount(root, route, scope) {
     }
   })();
 
-  document.title = `${t("booking.title")} · Encore`;
+  document.title = `${t("booking.title")} · ${t("app.name")}`;
 
   return () => clearInterval(ticker);
 }

@@ -1,10 +1,11 @@
 // The booking log. Admins search every event (GET /api/admin/logs); everyone else sees their
 // own (GET /api/me/logs) in the same view. Paging follows next_cursor.
 
-import { api } from "../api.js";
+import { api, request } from "../api.js";
 import { field, h, txt } from "../dom.js";
 import { EVENT_TYPES, has, t, tr } from "../i18n.js";
-import { formatDateTime, localInputToIso } from "../format.js";
+import { localInputToIso, timeSpan } from "../format.js";
+import { showError } from "../messages.js";
 import * as session from "../session.js";
 import { loadVenue } from "../venue.js";
 
@@ -29,6 +30,7 @@ export function mount(root, _route, scope) {
     until: h("input", { id: "log-until", name: "until", type: "datetime-local", step: 1 }),
   };
   const search = h("button", { id: "log-search", type: "submit", class: "button primary", i18n: "logs.search" });
+  const exportButton = admin ? h("button", { id: "log-export", type: "button", class: "button ghost", i18n: "logs.export" }) : null;
   const reset = h("button", { id: "log-reset", type: "reset", class: "button ghost", i18n: "logs.reset" });
   const form = h(
     "form",
@@ -39,7 +41,7 @@ export function mount(root, _route, scope) {
     field("logs.f.type", inputs.type),
     field("logs.f.since", inputs.since),
     field("logs.f.until", inputs.until),
-    h("div", { class: "filter-actions" }, search, reset),
+    h("div", { class: "filter-actions" }, search, reset, exportButton),
   );
 
   const tbody = h("tbody");
@@ -61,11 +63,13 @@ export function mount(root, _route, scope) {
   const first = h("button", { id: "log-first", type: "button", class: "button ghost small", disabled: true, i18n: "logs.first" });
   const next = h("button", { id: "log-next", type: "button", class: "button small", disabled: true, i18n: "logs.next" });
 
+  const dashboard = admin ? h("div", { id: "dashboard", class: "dashboard", "aria-busy": "true" }) : null;
   root.append(
     h(
       "section",
       { class: "card" },
       txt("h1", admin ? "logs.title.admin" : "logs.title.mine"),
+      dashboard,
       txt("p", admin ? "logs.intro.admin" : "logs.intro.mine", undefined, { class: "muted" }),
       form,
       h("div", { class: "table-scroll" }, table),
@@ -93,7 +97,29 @@ export function mount(root, _route, scope) {
 
   function seatText(ids) {
     if (!Array.isArray(ids) || !ids.length) return "";
-    return ids.map((id) => (venue && venue.isSeat(id) ? `${venue.label(id)} (${id})` : String(id))).join(", ");
+    return ids.map((id) => (venue && venue.isSeat(id) ? venue.label(id) : `#${id}`)).join(", ");
+  }
+
+  /** An event's detail as words, one <span> per fact, never raw JSON. */
+  function detailNodes(detail) {
+    const parts = [];
+    for (const [key, value] of Object.entries(detail || {})) {
+      let node;
+      if (key === "provider") node = txt("span", "detail.provider", { name: has(`provider.${value}`) ? t(`provider.${value}`) : value });
+      else if (key === "payment_id") node = txt("span", "detail.payment_id", { id: value });
+      else if (key === "deadline" || key === "expires_at") node = [txt("span", "detail.deadline"), " ", timeSpan(value * 1000)];
+      else if (key === "number") node = txt("span", "detail.ticket", { n: value });
+      else if (key === "reason") node = txt("span", "detail.reason", { why: has(`detail.why.${value}`) ? t(`detail.why.${value}`) : value });
+      else if (key === "regranted_from" || key === "refunded_from" || key === "booking_status")
+        node = txt("span", `detail.${key}`, { status: has(`status.${value}`) ? t(`status.${value}`) : has(`detail.why.${value}`) ? t(`detail.why.${value}`) : value });
+      else if (key === "paid_by") node = txt("span", "detail.paid_by", { id: value });
+      else if (key === "ticket") node = txt("span", "detail.ticket", { n: value });
+      else if (key === "amount") node = txt("span", "money", { amount: value });
+      else node = h("span", {}, `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`);
+      if (parts.length) parts.push(h("span", { class: "sep", "aria-hidden": "true" }, " · "));
+      parts.push(node);
+    }
+    return parts;
   }
 
   function renderEvents(events) {
@@ -102,19 +128,18 @@ export function mount(root, _route, scope) {
       tbody.append(h("tr", { class: "empty" }, txt("td", "logs.empty", undefined, { colspan: 6, class: "muted" })));
     }
     for (const event of events) {
-      const typeCell = h("td", {}, h("code", {}, event.type));
-      if (has(`event.${event.type}`)) typeCell.append(h("br"), txt("span", `event.${event.type}`, undefined, { class: "muted small" }));
-      const detail = event.detail && Object.keys(event.detail).length ? JSON.stringify(event.detail) : "";
+      const typeCell = h("td", { class: `event-type event-${event.type}` }, has(`event.${event.type}`) ? txt("span", `event.${event.type}`) : event.type);
+      const who = event.username ?? (event.member_id != null ? `#${event.member_id}` : "");
       tbody.append(
         h(
           "tr",
-          { dataset: { eventId: event.id, type: event.type, bookingId: event.booking_id || "" } },
-          h("td", { class: "nowrap" }, formatDateTime(event.at)),
+          { dataset: { eventId: event.id, type: event.type, bookingId: event.booking_id || "", memberId: event.member_id ?? "" } },
+          h("td", { class: "nowrap" }, timeSpan(event.at)),
           typeCell,
-          h("td", {}, event.booking_id ? h("a", { href: `#/bookings/${encodeURIComponent(event.booking_id)}` }, h("code", {}, event.booking_id)) : ""),
-          h("td", {}, event.member_id ?? ""),
+          h("td", {}, event.booking_id ? h("a", { href: `#/bookings/${encodeURIComponent(event.booking_id)}`, class: "mono small" }, event.booking_id) : ""),
+          h("td", { class: "log-member", title: event.member_id != null ? `#${event.member_id}` : "" }, who),
           h("td", { class: "seat-labels" }, seatText(event.seat_ids)),
-          h("td", { class: "detail" }, h("code", {}, detail)),
+          h("td", { class: "detail" }, detailNodes(event.detail)),
         ),
       );
     }
@@ -161,6 +186,95 @@ export function mount(root, _route, scope) {
     });
   });
   next.addEventListener("click", () => nextCursor && load(nextCursor));
+
+  // ---- CSV export of the filtered log (a download: it needs the session, so fetch + blob)
+
+  async function exportCsv() {
+    exportButton.disabled = true;
+    try {
+      const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v !== "" && v != null)).toString();
+      const path = `/api/admin/logs.csv${query ? `?${query}` : ""}`;
+      const response = await fetch(path, {
+        headers: { Authorization: `Bearer ${session.token()}` },
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        // the same problem body as every route: let the API client explain it
+        await request(path);
+        return;
+      }
+      const blob = await response.blob();
+      const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "")?.[1] || "encore-log.csv";
+      const link = h("a", { href: URL.createObjectURL(blob), download: name, hidden: true });
+      document.body.append(link);
+      link.click();
+      setTimeout(() => {
+        URL.revokeObjectURL(link.href);
+        link.remove();
+      }, 1000);
+    } catch (error) {
+      if (!signal.aborted) showError(error);
+    } finally {
+      exportButton.disabled = false;
+    }
+  }
+  if (exportButton) exportButton.addEventListener("click", exportCsv);
+
+  // ---- the dashboard: seats per grade, payments by status
+
+  async function loadDashboard() {
+    try {
+      const { data } = await api.adminDashboard(signal);
+      if (signal.aborted || !data) return;
+      const grades = h(
+        "table",
+        { id: "dashboard-grades", class: "table" },
+        h("caption", { i18n: "dash.seats" }),
+        h("thead", {}, h("tr", {}, ["grade", "sold", "held", "available", "revenue"].map((c) => txt("th", `dash.col.${c}`, undefined, { class: c === "grade" ? "" : "num" })))),
+        h(
+          "tbody",
+          {},
+          data.grades.map((g) =>
+            h(
+              "tr",
+              { dataset: { grade: g.grade, sold: g.sold, held: g.held, available: g.available } },
+              h("td", {}, txt("strong", "grade.name", { name: g.grade }), " ", txt("span", "money", { amount: g.price }, { class: "muted small" })),
+              h("td", { class: "num" }, txt("span", "dash.n", { n: g.sold })),
+              h("td", { class: "num" }, txt("span", "dash.n", { n: g.held })),
+              h("td", { class: "num" }, txt("span", "dash.n", { n: g.available })),
+              h("td", { class: "num" }, txt("span", "money", { amount: g.revenue })),
+            ),
+          ),
+        ),
+      );
+      const payments = h(
+        "table",
+        { id: "dashboard-payments", class: "table" },
+        h("caption", { i18n: "dash.payments" }),
+        h("thead", {}, h("tr", {}, txt("th", "dash.col.status"), txt("th", "dash.col.count", undefined, { class: "num" }), txt("th", "dash.col.amount", undefined, { class: "num" }))),
+        h(
+          "tbody",
+          {},
+          data.payments.length
+            ? data.payments.map((p) =>
+                h(
+                  "tr",
+                  { dataset: { status: p.status, count: p.count } },
+                  h("td", {}, has(`payment.status.${p.status}`) ? txt("span", `payment.status.${p.status}`) : p.status),
+                  h("td", { class: "num" }, txt("span", "dash.count", { n: p.count })),
+                  h("td", { class: "num" }, txt("span", "money", { amount: p.amount })),
+                ),
+              )
+            : h("tr", {}, txt("td", "dash.no_payments", undefined, { colspan: 3, class: "muted" })),
+        ),
+      );
+      dashboard.replaceChildren(grades, payments);
+      dashboard.setAttribute("aria-busy", "false");
+    } catch (error) {
+      if (!signal.aborted) showError(error);
+    }
+  }
+  if (dashboard) loadDashboard();
   first.addEventListener("click", () => load(null));
 
   loadVenue()
@@ -170,6 +284,6 @@ export function mount(root, _route, scope) {
     .catch(() => {})
     .finally(() => load(null));
 
-  document.title = `${admin ? t("logs.title.admin") : t("logs.title.mine")} · Encore`;
+  document.title = `${admin ? t("logs.title.admin") : t("logs.title.mine")} · ${t("app.name")}`;
   return null;
 }

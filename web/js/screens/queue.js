@@ -8,7 +8,9 @@
 
 import { api, ApiError, serverNow, sleep } from "../api.js";
 import { h, txt } from "../dom.js";
-import { t, tr } from "../i18n.js";
+import { num, t, tr } from "../i18n.js";
+import { longClockText, parseTime } from "../format.js";
+import { loadShow, showCard } from "../show.js";
 import { clearMessage, showMessage } from "../messages.js";
 import { go } from "../router.js";
 import * as session from "../session.js";
@@ -34,20 +36,35 @@ export function mount(root, _route, scope) {
   const eta = h("p", { id: "queue-eta", class: "queue-eta" });
   const state = h("p", { id: "queue-state", class: "queue-state", dataset: { state: "joining" } });
   const ticketLine = h("p", { id: "queue-ticket", class: "muted small" });
+  const total = h("p", { id: "queue-total", class: "queue-total" });
+  const rate = h("p", { id: "queue-rate", class: "muted small" });
+  const showSlot = h("div", { class: "show-slot" });
+  // before the opening: a countdown and why arriving early is no disadvantage
+  const openingClock = h("strong", { id: "queue-opening-clock", class: "opening-clock", role: "timer" }, "--:--:--");
+  const openingAt = h("p", { id: "queue-opening-at", class: "muted small" });
+  const openingText = h("p", { id: "queue-opening-text", class: "queue-sentence small" });
+  const opening = h(
+    "div",
+    { id: "queue-opening", class: "queue-opening", hidden: true },
+    txt("h2", "queue.before_title"),
+    txt("p", "queue.opens_in", undefined, { class: "muted" }),
+    openingClock,
+    openingAt,
+    openingText,
+  );
+  const waitingPart = h("div", { id: "queue-waiting", class: "queue-waiting" });
   const rejoin = h("button", { id: "queue-rejoin", type: "button", class: "button primary", hidden: true, i18n: "queue.rejoin" });
   const status = h("p", { class: "muted small", id: "queue-connection" });
 
+  waitingPart.append(h("div", { class: "queue-counter" }, ahead, aheadLabel), aheadSentence, total, progress, progressText, eta, rate);
   root.append(
     h(
       "section",
       { class: "card narrow queue" },
+      showSlot,
       txt("h1", "queue.title"),
-      h("div", { class: "queue-counter" }, ahead, aheadLabel),
-      aheadSentence,
-      behind,
-      progress,
-      progressText,
-      eta,
+      opening,
+      waitingPart,
       state,
       rejoin,
       txt("p", "queue.hint", undefined, { class: "muted small" }),
@@ -62,7 +79,9 @@ export function mount(root, _route, scope) {
   function render(answer) {
     const n = Math.max(0, Number(answer.ahead) || 0);
     aheadAtJoin = Math.max(aheadAtJoin, n);
-    ahead.textContent = String(n);
+    opening.hidden = true;
+    waitingPart.hidden = false;
+    ahead.textContent = num(n);
     ahead.dataset.ahead = String(n);
     tr(aheadSentence, "queue.ahead", { n });
     const fraction = answer.state === "admitted" ? 1 : aheadAtJoin > 0 ? Math.min(1, Math.max(0, 1 - n / aheadAtJoin)) : 1;
@@ -77,10 +96,12 @@ export function mount(root, _route, scope) {
       eta.textContent = "";
     }
     state.dataset.state = answer.state;
+    if (answer.state === "waiting") tr(state, "queue.waiting");
   }
 
-  function admitted(token) {
-    session.setAdmissionToken(token);
+  function admitted(token, until = null) {
+    clearInterval(openingTicker);
+    session.setAdmissionToken(token, until);
     state.dataset.state = "admitted";
     tr(state, "queue.admitted");
     const back = session.afterAdmission();
@@ -126,6 +147,7 @@ export function mount(root, _route, scope) {
   async function claim(place) {
     try {
       const { data } = await api.claimAdmission(place.ticket);
+      place.until = data.admitted_until || null;
       return data.admission_token;
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -150,17 +172,42 @@ export function mount(root, _route, scope) {
     }
   }
 
+  let opensAt = NaN;
+  function tickOpening() {
+    if (Number.isNaN(opensAt) || opening.hidden) return;
+    const left = (opensAt - serverNow()) / 1000;
+    openingClock.textContent = longClockText(left);
+    openingClock.dataset.seconds = String(Math.max(0, Math.ceil(left)));
+  }
+  const openingTicker = setInterval(tickOpening, 250);
+
   function renderStatus(place, room) {
     if (place.number === null) {
-      const seconds = room.opens_at ? Math.max(0, Math.round((Date.parse(room.opens_at) - serverNow()) / 1000)) : 0;
-      tr(state, "queue.before_opening", { seconds, n: room.drawing });
+      opensAt = parseTime(room.opens_at);
+      opening.hidden = false;
+      waitingPart.hidden = true;
+      if (!Number.isNaN(opensAt)) tr(openingAt, "queue.opens_at", { at: room.opens_at });
+      // the status is read a moment after joining: this person is among those waiting
+      tr(openingText, "queue.before_opening", { n: Math.max(1, Number(room.drawing) || 0) });
+      openingText.dataset.drawing = String(room.drawing);
+      tickOpening();
+      tr(state, "queue.drawing_state");
       state.dataset.state = "before_opening";
       return;
     }
     const n = Math.max(0, place.number - (room.admitted_through + 1));
-    const rate = Number(room.admit_per_second) > 0 ? Number(room.admit_per_second) : 1;
-    render({ state: "waiting", ahead: n, eta_seconds: Math.round((n / rate) * 10) / 10 });
-    tr(behind, "queue.behind", { n: Math.max(0, room.waiting - n - 1) });
+    const perSecond = Number(room.admit_per_second) > 0 ? Number(room.admit_per_second) : 1;
+    render({ state: "waiting", ahead: n, eta_seconds: Math.round((n / perSecond) * 10) / 10 });
+    const behindCount = Math.max(0, room.waiting - n - 1);
+    tr(behind, "queue.behind", { n: behindCount });
+    tr(aheadSentence, "queue.place", { ahead: n, behind: behindCount });
+    aheadSentence.dataset.behind = String(behindCount);
+    behind.dataset.behind = String(behindCount);
+    // the status and the place are read a moment apart: never show fewer in line than are ahead
+    const everyone = Math.max(Number(room.waiting) || 0, n + 1 + behindCount);
+    tr(total, "queue.total", { n: everyone });
+    total.dataset.waiting = String(everyone);
+    if (Number(room.admit_per_second) > 0) tr(rate, "queue.rate", { n: Math.round(Number(room.admit_per_second)) });
   }
 
   async function run() {
@@ -194,7 +241,7 @@ export function mount(root, _route, scope) {
       const due = place.number === null ? room.opened : place.number <= room.admitted_through;
       if (due) {
         const token = await claim(place);
-        if (token) return admitted(token);
+        if (token) return admitted(token, place.until);
         if (place.expired) return expired();
         session.setQueueState(place.ticket, aheadAtJoin);
         tr(ticketLine, "queue.ticket", { ticket: ticketLabel(place.ticket) });
@@ -218,9 +265,13 @@ export function mount(root, _route, scope) {
     start();
   });
 
-  document.title = `${t("queue.title")} · Encore`;
+  document.title = `${t("queue.title")} · ${t("app.name")}`;
+  loadShow().then((show) => {
+    const card = showCard(show, { compact: true });
+    if (card && !signal.aborted) showSlot.replaceChildren(card);
+  });
   start();
-  return null;
+  return () => clearInterval(openingTicker);
 }
 
 /** The place number a ticket carries (null for a ticket drawn at the opening). */

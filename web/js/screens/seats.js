@@ -4,17 +4,19 @@
 import { api, ApiError, sleep } from "../api.js";
 import { clear, h, txt } from "../dom.js";
 import { onLangChange, t, tr } from "../i18n.js";
-import { formatMoney, parseTime } from "../format.js";
+import { clockText, parseTime } from "../format.js";
+import { serverNow } from "../api.js";
 import { clearMessageIf, showError, showMessage } from "../messages.js";
 import { go } from "../router.js";
 import * as session from "../session.js";
 import { SeatMap } from "../seatmap.js";
 import { loadVenue } from "../venue.js";
+import { loadShow, showCard } from "../show.js";
 
 const SEATS_REFRESH_MS = 1000;
 const SEATS_BACKOFF_MAX_MS = 8000;
 const READY_WAIT_MS = 15000;
-const LEGEND = ["available", "held", "sold", "mine", "selected"];
+const LEGEND = ["held", "sold", "mine", "selected"];
 
 let active = null; // the mounted screen's controller, for window.encore
 
@@ -35,6 +37,11 @@ export const testApi = {
   },
   label(seatId) {
     return active?.venue ? active.venue.label(Number(seatId)) : null;
+  },
+  /** Seats left in a section as its chip shows them. */
+  seatsLeft(section) {
+    const chip = document.querySelector(`#zoom-bar .chip[data-section="${section}"]`);
+    return chip && chip.dataset.left !== undefined ? Number(chip.dataset.left) : null;
   },
   zoom(section) {
     if (!active?.venue) return false;
@@ -81,12 +88,14 @@ export function mount(root, _route, scope) {
   // ---- skeleton
 
   const loading = txt("p", "seats.loading", undefined, { class: "loading" });
-  const zoomBar = h("div", { class: "zoom-bar", role: "toolbar", "aria-label": t("seats.zoom.label") });
+  const zoomBar = h("div", { id: "zoom-bar", class: "zoom-bar", role: "toolbar", "aria-label": t("seats.zoom.label") });
+  const showSlot = h("div", { class: "show-slot" });
+  const gradeLegend = h("ul", { id: "grade-legend", class: "legend grade-legend", "aria-label": t("grade.legend") });
   const viewTitle = h("h2", { id: "seat-view-title", class: "view-title" });
   const liveBanner = h("div", { id: "live-booking", class: "banner", hidden: true });
   const legend = h(
     "ul",
-    { class: "legend", "aria-label": "legend" },
+    { class: "legend", "aria-label": t("seats.legend.label") },
     LEGEND.map((name) => h("li", {}, h("span", { class: `swatch ${name}`, "aria-hidden": "true" }), txt("span", `seats.legend.${name}`))),
   );
   const canvas = h("canvas", { id: "seat-canvas", role: "img", "aria-label": t("seats.title"), dataset: { ready: "false", view: "all" } });
@@ -95,7 +104,13 @@ export function mount(root, _route, scope) {
 
   const selectedList = h("ul", { id: "selected-seats", class: "selected-seats", "aria-live": "polite", dataset: { seatIds: "" } });
   const count = h("p", { id: "selected-count", class: "selected-count" });
-  const total = h("p", { id: "selected-total", class: "selected-total" });
+  const total = h("div", { id: "selected-total", class: "selected-total" });
+  const admissionBox = h(
+    "div",
+    { id: "admission-timer", class: "admission-timer", hidden: true },
+    txt("span", "admission.left", undefined, { class: "muted small" }),
+    h("strong", { id: "admission-clock", class: "countdown" }, "--:--"),
+  );
   const holdButton = h("button", { id: "hold-button", type: "button", class: "button primary wide", disabled: true, i18n: "seats.hold" });
   const clearButton = h("button", { id: "clear-button", type: "button", class: "button ghost wide", disabled: true, i18n: "seats.clear" });
   const holdRule = h("p", { class: "muted small" });
@@ -107,8 +122,10 @@ export function mount(root, _route, scope) {
       h(
         "section",
         { class: "card map-card" },
+        showSlot,
         h("div", { class: "map-head" }, txt("h1", "seats.title"), viewTitle),
         liveBanner,
+        gradeLegend,
         zoomBar,
         legend,
         loading,
@@ -118,6 +135,7 @@ export function mount(root, _route, scope) {
       h(
         "aside",
         { class: "card side" },
+        admissionBox,
         txt("h2", "seats.selected"),
         selectedList,
         count,
@@ -209,12 +227,15 @@ export function mount(root, _route, scope) {
     clear(selectedList);
     selectedList.dataset.seatIds = ids.join(",");
     if (!ids.length) selectedList.append(txt("li", "seats.none", undefined, { class: "muted empty" }));
-    for (const id of ids) {
+    const quote = venue.quote(ids);
+    for (const seat of quote.seats) {
+      const id = seat.id;
       selectedList.append(
         h(
           "li",
           { dataset: { seatId: id } },
           h("span", { class: "seat-label" }, venue.label(id)),
+          seat.grade ? h("span", { class: "seat-grade" }, txt("span", "grade.name", { name: seat.grade }), " ", txt("span", "money", { amount: seat.price })) : null,
           h(
             "button",
             { type: "button", class: "link remove", "aria-label": `${venue.label(id)} ×`, onclick: () => toggleSeat(id) },
@@ -224,8 +245,16 @@ export function mount(root, _route, scope) {
       );
     }
     tr(count, "seats.count", { n: ids.length, max: Math.min(venue.maxSeatsPerMember, seatsLeft()) });
-    if (venue.pricePerSeat !== null) tr(total, "seats.total", { amount: formatMoney(ids.length * venue.pricePerSeat) });
-    holdButton.disabled = controller.holding || ids.length === 0;
+    total.replaceChildren();
+    total.dataset.amount = String(quote.total);
+    if (ids.length) {
+      const line = (key, params, amount, cls = "") =>
+        h("div", { class: `price-line ${cls}` }, txt("span", key, params), txt("span", "money", { amount }));
+      total.append(line("price.seats", undefined, quote.seatsTotal));
+      if (quote.fee) total.append(line("price.fee", { n: ids.length }, quote.fee));
+      total.append(line("price.total", undefined, quote.total, "total"));
+    }
+    holdButton.disabled = controller.holding || ids.length === 0 || admissionOver;
     clearButton.disabled = controller.holding || ids.length === 0;
   }
 
@@ -246,14 +275,56 @@ export function mount(root, _route, scope) {
     const { venue } = controller;
     zoomBar.append(
       h("button", { type: "button", id: "zoom-all", class: "chip", dataset: { section: "" }, "aria-pressed": "true", i18n: "seats.zoom.all", onclick: () => setView(null) }),
-      ...venue.sections.map((section, index) =>
-        h(
+      ...venue.sections.map((section, index) => {
+        const chip = h(
           "button",
-          { type: "button", class: "chip", dataset: { section: section.name }, "aria-pressed": "false", onclick: () => setView(index) },
-          section.name,
-        ),
-      ),
+          { type: "button", class: "chip section-chip", dataset: { section: section.name, grade: section.grade || "" }, "aria-pressed": "false", onclick: () => setView(index) },
+          h("span", { class: "chip-dot", "aria-hidden": "true" }),
+          txt("span", "section.chip", { name: section.name }, { class: "chip-name" }),
+          section.grade ? txt("span", "grade.name", { name: section.grade }, { class: "chip-grade" }) : null,
+          section.price != null ? txt("span", "money", { amount: section.price }, { class: "chip-price" }) : null,
+          h("span", { class: "chip-left" }),
+        );
+        if (section.colour) chip.querySelector(".chip-dot").style.background = section.colour;
+        return chip;
+      }),
     );
+    gradeLegend.replaceChildren(
+      ...venue.grades.map((grade) => {
+        const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
+        if (grade.colour) swatch.style.background = grade.colour;
+        return h(
+          "li",
+          { dataset: { grade: grade.name } },
+          swatch,
+          txt("strong", "grade.name", { name: grade.name }),
+          txt("span", "money", { amount: grade.price }),
+          h("span", { class: "grade-left muted" }),
+        );
+      }),
+    );
+  }
+
+  /** Seats left per section and per grade, from the map already fetched (no extra request). */
+  function renderLeft() {
+    const { venue, status } = controller;
+    if (!venue || !status) return;
+    const left = venue.availableBySection(status);
+    const byGrade = new Map();
+    venue.sections.forEach((section, index) => {
+      const chip = zoomBar.querySelector(`.chip[data-section="${section.name}"]`);
+      if (chip && chip.dataset.left !== String(left[index])) {
+        chip.dataset.left = String(left[index]);
+        tr(chip.querySelector(".chip-left"), "grade.left", { n: left[index] });
+        chip.classList.toggle("sold-out", left[index] === 0);
+      }
+      if (section.grade) byGrade.set(section.grade, (byGrade.get(section.grade) || 0) + left[index]);
+    });
+    for (const li of gradeLegend.querySelectorAll("li[data-grade]")) {
+      const n = byGrade.get(li.dataset.grade) || 0;
+      li.dataset.left = String(n);
+      tr(li.querySelector(".grade-left"), "grade.left", { n });
+    }
   }
 
   // ---- my bookings: "mine" colour, the per-member cap, a reminder of a hold to pay
@@ -312,6 +383,7 @@ export function mount(root, _route, scope) {
       loading.hidden = true;
     }
     unselectTaken();
+    renderLeft();
     controller.map.invalidate();
   }
 
@@ -321,6 +393,7 @@ export function mount(root, _route, scope) {
     const chars = controller.status.split("");
     for (const id of ids) if (chars[id] === "A") chars[id] = "H";
     controller.status = chars.join("");
+    renderLeft();
   }
 
   async function pollSeats() {
@@ -405,6 +478,34 @@ export function mount(root, _route, scope) {
     }
   }
 
+  // ---- the admission's remaining time (the claim's admitted_until)
+
+  const admissionClock = admissionBox.querySelector("#admission-clock");
+  let admissionOver = false;
+  function tickAdmission() {
+    const until = parseTime(session.admissionUntil());
+    if (Number.isNaN(until)) return;
+    admissionBox.hidden = false;
+    const left = (until - serverNow()) / 1000;
+    admissionClock.textContent = clockText(left);
+    admissionClock.dataset.seconds = String(Math.max(0, Math.ceil(left)));
+    admissionClock.classList.toggle("urgent", left <= 60);
+    if (left <= 0 && !admissionOver) {
+      admissionOver = true;
+      controller.selected.clear();
+      if (controller.venue) selectionChanged();
+      holdButton.disabled = true;
+      session.clearAdmission();
+      admissionBox.replaceChildren(
+        txt("p", "admission.over", undefined, { id: "admission-over", class: "admission-over" }),
+        h("button", { type: "button", id: "admission-rejoin", class: "button primary wide", i18n: "admission.rejoin", onclick: () => go("#/queue") }),
+      );
+      showMessage("admission.over", undefined, { kind: "error", code: "admission_over" });
+    }
+  }
+  tickAdmission();
+  const admissionTicker = setInterval(tickAdmission, 250);
+
   holdButton.addEventListener("click", hold);
   clearButton.addEventListener("click", () => {
     controller.selected.clear();
@@ -417,8 +518,10 @@ export function mount(root, _route, scope) {
 
   (async () => {
     try {
-      const venue = await loadVenue();
+      const [venue, show] = await Promise.all([loadVenue(), loadShow()]);
       if (signal.aborted) return;
+      const card = showCard(show, { compact: true });
+      if (card) showSlot.replaceChildren(card);
       controller.venue = venue;
       tr(holdRule, "seats.hold_rule", { seconds: venue.holdSeconds });
       renderZoomBar();
@@ -441,9 +544,10 @@ export function mount(root, _route, scope) {
     }
   })();
 
-  document.title = `${t("seats.title")} · Encore`;
+  document.title = `${t("seats.title")} · ${t("app.name")}`;
 
   return () => {
+    clearInterval(admissionTicker);
     offLang();
     controller.map?.destroy();
     if (active === controller) active = null;
