@@ -1,7 +1,8 @@
 """The actors' timers sleep while there is nothing to do, and still act on time.
 
 A seat block's expiry timer sleeps until the next deadline (or until a hold arrives in an
-empty block).
+empty block); the queue's timer sleeps while nobody waits or is admitted, and a join wakes
+it; the queue's summary is long-polled like a block's seats.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import time
 import pytest
 import ray
 
+from actors.queue import start_queue
 from actors.seat_block import HoldRequest, start_block
 from domain.booking import Booking, BookingStatus, new_booking_id
 from domain.venue import Venue
+from encore.settings import Settings
 from persistence import open_store
 from tests.integration.conftest import insert_members
 
@@ -76,3 +79,45 @@ def test_holds_expire_on_time_after_the_block_slept(db):
     late_third = seconds_until_expired(actor, third)
     assert 0 <= late_third <= EXPIRY_LATENESS_MAX, f"{late_third:.3f} s after its deadline"
     ray.kill(actor)
+
+
+def test_an_idle_queue_admits_a_joiner_at_once_and_takes_back_a_lapsed_admission(db):
+    settings = Settings(db_url=db, queue_max_active=10, queue_admit_per_second=100)
+    settings = settings.model_copy(update={"admission_seconds": 1.0})  # below the setting's floor of 10 s, to be quick
+    queue = start_queue(settings)
+    ray.get(queue.join_many.remote([5]))
+    while ray.get(queue.standings.remote([5]))[0].state != "admitted":
+        time.sleep(0.02)
+    ray.get(queue.complete.remote(5))  # nobody waits or is admitted any more: the timer sleeps
+    rate_before = ray.get(queue.summary.remote())["rate"]
+    time.sleep(2 * IDLE_SECONDS)  # the room is saved in the first second; then it sleeps
+
+    joined_at = time.monotonic()
+    [standing] = ray.get(queue.join_many.remote([7]))
+    while ray.get(queue.standings.remote([7]))[0].state != "admitted":
+        assert time.monotonic() - joined_at < 1.0, "not admitted promptly"
+        time.sleep(0.02)
+    admitted = ray.get(queue.summary.remote())
+    assert admitted["rate"] >= 0.95 * rate_before, "the time nobody waited is not counted as a line standing still"
+
+    deadline = ray.get(queue.standings.remote([7]))[0].deadline
+    while ray.get(queue.standings.remote([7]))[0].number == standing.number:
+        assert time.time() < deadline + 1.0, "the lapsed admission was not taken back"
+        time.sleep(0.02)
+    assert time.time() - deadline <= 0.5
+    ray.kill(queue)
+
+
+def test_the_summary_is_answered_at_the_next_change_or_not_at_all(db):
+    settings = Settings(db_url=db, queue_max_active=10, queue_admit_per_second=100, admission_seconds=600)
+    queue = start_queue(settings)
+    first = ray.get(queue.summary.remote())
+    assert ray.get(queue.summary.remote(None, first["revision"], 0.3, 0.05), timeout=30) is None
+
+    waiting = queue.summary.remote(None, first["revision"], 60.0, 0.05)
+    time.sleep(0.3)
+    assert ray.wait([waiting], timeout=0)[0] == [], "nothing changed yet"
+    ray.get(queue.join_many.remote([11]))
+    changed = ray.get(waiting, timeout=5)  # woken, not timed out
+    assert changed["revision"] > first["revision"] and changed["next_number"] == first["next_number"] + 1
+    ray.kill(queue)
