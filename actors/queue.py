@@ -1,11 +1,15 @@
 """The queue actor: owns the ``WaitingRoom``, admits on a timer, and publishes a small summary.
 
 Joins arrive in batches from the ingress replicas. Polls never come here: each replica
-caches ``summary()`` (head, measured rate and recent *admission checkpoints*, of which a
-replica that refreshes is sent only the new ones) and answers from the signed ticket alone.
+follows ``summary()`` by long poll (head, measured rate and recent *admission checkpoints*,
+of which a replica that follows is sent only the new ones; the actor answers at its next
+change) and answers from the signed ticket alone.
 A checkpoint ``(head, at)`` says that by time ``at`` everyone numbered below ``head`` had
 been admitted, so a replica can tell when a number was admitted and therefore when its
 admission ends, without asking.
+
+The timer ticks while anyone waits or is admitted; an empty room sleeps until a join (or
+the opening, or a save that is due), so an idle queue costs nothing but its process.
 
 The room is saved to the store at most once per ``SAVE_INTERVAL_SECONDS``, and less often
 as it grows, so that saving never takes more than ``SAVE_SHARE_MAX`` of the actor's time (a
@@ -52,6 +56,11 @@ class QueueActor:
         self._changed_at = time.time()
         self._started: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
+        self._idle = False  # the timer sleeps until a join or its next due time, not tick by tick
+        self._wake = asyncio.Event()
+        self._revision = time.time_ns()  # grows with every change of the summary, and across restarts
+        self._published: tuple | None = None
+        self._summary_changed = asyncio.Event()
         tune_collector()
 
     async def _ready(self) -> WaitingRoom:
@@ -76,6 +85,7 @@ class QueueActor:
                 opens_at=opens_at,
                 epoch=int(opens_at or 0),
             )
+        self._publish()
         self._loop = asyncio.create_task(self._advance_forever())
 
     # ---- messages
@@ -83,6 +93,10 @@ class QueueActor:
     async def join_many(self, member_ids: list[int]) -> list[Standing | BookingError]:
         room = await self._ready()
         now = time.time()
+        if self._idle:
+            # the room's clock catches up first, so the measured admission rate does not count
+            # the time nobody waited as time the line stood still
+            self._advance(now)
         answers: list[Standing | BookingError] = []
         for member_id in member_ids:
             try:
@@ -93,6 +107,7 @@ class QueueActor:
             if event is not None:
                 self._record(event)
             answers.append(standing)
+        self._publish()
         return answers
 
     async def standings(self, member_ids: list[int]) -> list[Standing | None]:
@@ -106,15 +121,34 @@ class QueueActor:
         event = room.complete(member_id, time.time())
         if event is not None:
             self._record(event)
+        self._publish()
 
-    async def summary(self, known_at: float | None = None) -> dict:
-        """The room's figures and its admission checkpoints. ``known_at``: the time of the newest
-        checkpoint the caller has; while that one is still here, only the newer ones are sent
-        (``checkpoints_after`` says so), since the caller refreshes five times a second and an
-        admission's worth of checkpoints is thousands. Otherwise (a first call, a restart that
-        forgot it) all of them, and ``checkpoints_after`` is ``None``. ``version`` is the time
-        (ms) of the room's last change, so a reader can tell a newer status from an older one."""
+    async def summary(self, known_at: float | None = None, known_revision: int = -1, wait_seconds: float = 0.0,
+                      settle_seconds: float = 0.0) -> dict | None:
+        """The room's figures and its admission checkpoints, or ``None`` when nothing changed
+        since ``known_revision`` (the ``revision`` of the caller's last summary).
+
+        With ``wait_seconds`` the answer waits for the next change, at most that long, and comes
+        no sooner than ``settle_seconds`` after the question: a replica then costs the actor a
+        call per change (at most one per settle time) or per wait, instead of one per refresh.
+        ``known_at``: the time of the newest checkpoint the caller has; while that one is still
+        here, only the newer ones are sent (``checkpoints_after`` says so), since an admission's
+        worth of checkpoints is thousands. Otherwise (a first call, a restart that forgot it)
+        all of them, and ``checkpoints_after`` is ``None``. ``version`` is the time (ms) of the
+        room's last change, so a reader can tell a newer status from an older one."""
         room = await self._ready()
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        while True:
+            answer_at = asked + (settle_seconds if self._revision != known_revision else wait_seconds)
+            if loop.time() >= answer_at:
+                break
+            try:
+                await asyncio.wait_for(self._summary_changed.wait(), answer_at - loop.time())
+            except asyncio.TimeoutError:
+                pass
+        if self._revision == known_revision:
+            return None
         checkpoints, after = self._checkpoints, None
         if known_at is not None:
             index = bisect.bisect_left(checkpoints, known_at, key=lambda checkpoint: checkpoint[1])
@@ -122,26 +156,31 @@ class QueueActor:
                 checkpoints, after = checkpoints[index + 1 :], known_at
         return {
             **room.summary(), "epoch": room.epoch, "checkpoints": checkpoints, "checkpoints_after": after,
-            "version": int(self._changed_at * 1000),
+            "version": int(self._changed_at * 1000), "revision": self._revision,
             "oldest_checkpoint_at": self._checkpoints[0][1] if self._checkpoints else None,
         }
+
+    def _publish(self) -> None:
+        """A new revision, and the waiting readers woken, whenever the summary's figures changed."""
+        figures = (self._room.summary(), self._changed_at)
+        if figures != self._published:
+            self._published = figures
+            self._revision += 1
+            self._summary_changed.set()
+            self._summary_changed = asyncio.Event()
 
     # ---- the timer
 
     async def _advance_forever(self) -> None:
-        saved_at, save_every = 0.0, SAVE_INTERVAL_SECONDS
+        """Admit, expire admissions, log and save: every ``ADVANCE_INTERVAL_SECONDS`` while anyone
+        waits or is admitted; otherwise asleep until the opening, a save that is due, or a join."""
+        saved_at, save_every, ticked_at = 0.0, SAVE_INTERVAL_SECONDS, time.monotonic()
         while True:
-            await asyncio.sleep(ADVANCE_INTERVAL_SECONDS)
+            await self._sleep_until_due(ticked_at + ADVANCE_INTERVAL_SECONDS, saved_at + save_every)
             now = time.time()
             room = self._room
-            head_before = room.head
             try:
-                for event in room.advance(now):
-                    self._record(event)
-                if room.head != head_before:
-                    self._changed_at = now
-                    self._checkpoints.append((room.head, now))
-                    self._forget_old_checkpoints(now)
+                self._advance(now)
                 if self._events:
                     events, self._events = self._events, []
                     try:
@@ -158,9 +197,45 @@ class QueueActor:
             except Exception:
                 log.exception("advancing or saving the queue failed; trying again on the next tick")
                 self._dirty = True
+            ticked_at = time.monotonic()
+
+    def _advance(self, now: float) -> None:
+        room = self._room
+        head_before = room.head
+        for event in room.advance(now):
+            self._record(event)
+        if room.head != head_before:
+            self._changed_at = now
+            self._checkpoints.append((room.head, now))
+            self._forget_old_checkpoints(now)
+        self._publish()
+
+    async def _sleep_until_due(self, next_tick: float, save_due: float) -> None:
+        """Until the next tick (``time.monotonic()``, an interval after the last tick ended) while
+        the room needs ticks; otherwise until the opening or a due save (``time.time()``), or
+        until a join wakes the room, whichever comes first, but never before the next tick."""
+        room = self._room
+        if self._events or (room.opened and (room.waiting_count or room.active_count)):
+            await asyncio.sleep(next_tick - time.monotonic())
+            return
+        due = [save_due] if self._dirty else []
+        if not room.opened:
+            due.append(room.opens_at)
+        timeout = max(0.0, min(due) - time.time()) if due else None
+        self._idle = True
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._idle = False
+        await asyncio.sleep(next_tick - time.monotonic())
 
     def _record(self, event) -> None:
         self._dirty = True
+        if self._idle:
+            self._wake.set()
         self._changed_at = max(self._changed_at, event.at)
         detail = {"number": event.number}
         if event.requeued_as is not None:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import ray
 
 from actors.journal import Journal
-from domain.booking import Booking, BookingChange
+from domain.booking import Booking, BookingChange, BookingStatus
 from domain.errors import BookingError, StoreUnavailable, TooManySeats
 from domain.seat_block import SeatBlock
 from domain.venue import Block
@@ -28,7 +28,8 @@ from persistence import open_store
 log = logging.getLogger(__name__)
 
 NAMESPACE = "encore"
-EXPIRY_TICK_MAX_SECONDS = 0.25
+EXPIRY_GAP_MIN_SECONDS = 0.01  # holds due within this much of each other are released together
+EXPIRY_RETRY_SECONDS = 0.25
 ACK_TIMEOUT_SECONDS = 15.0
 
 
@@ -56,6 +57,8 @@ class SeatBlockActor:
         self._journal = Journal(self._commit)
         self._started: asyncio.Task | None = None
         self._expiry: asyncio.Task | None = None
+        self._expiry_wake = asyncio.Event()
+        self._expiry_due_at: float | None = None  # the deadline the expiry timer sleeps until; None: no hold
         self._changed = asyncio.Event()
         self._version = time.time_ns()  # grows across restarts, so a reader never mistakes a new incarnation for an old one
         self._released_version = -1
@@ -210,6 +213,7 @@ class SeatBlockActor:
         if not changes:
             return list(results)
         self._bump_version(released=any(change.releases_seats for change in changes))
+        self._expire_by(min((c.booking.expires_at for c in changes if c.booking.status is BookingStatus.HELD), default=None))
         try:
             outcome = await asyncio.wait_for(self._journal.write(changes), ACK_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
@@ -242,19 +246,31 @@ class SeatBlockActor:
         [answer] = await self._commit_decisions([refund], self._refuse_hold)
         return answer
 
+    def _expire_by(self, deadline: float | None) -> None:
+        """Wake the expiry timer if a hold is due before the deadline it sleeps until (a hold
+        made while no other was live: the timer sleeps until a hold arrives)."""
+        if deadline is not None and (self._expiry_due_at is None or deadline < self._expiry_due_at):
+            self._expiry_wake.set()
+
     async def _expire_forever(self) -> None:
-        """Release unpaid holds within a tick of their deadline, for as long as the actor lives."""
+        """Release unpaid holds at their deadline, for as long as the actor lives. Between
+        deadlines the timer sleeps: an idle block makes no wake-ups at all."""
         while True:
-            deadline = self._block.next_deadline()
-            delay = EXPIRY_TICK_MAX_SECONDS if deadline is None else deadline - time.time()
-            await asyncio.sleep(min(max(delay, 0.01), EXPIRY_TICK_MAX_SECONDS))
+            self._expiry_due_at = self._block.next_deadline()
+            self._expiry_wake.clear()
+            delay = None if self._expiry_due_at is None else max(self._expiry_due_at - time.time(), EXPIRY_GAP_MIN_SECONDS)
+            try:
+                await asyncio.wait_for(self._expiry_wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
             try:
                 expired = self._block.expire_due(time.time())
                 if expired:
                     self._bump_version(released=True)
                     await self._journal.write(expired)
             except Exception:
-                log.exception("%s: expiring holds failed; trying again next tick", self._block.block.name)
+                log.exception("%s: expiring holds failed; trying again shortly", self._block.block.name)
+                await asyncio.sleep(EXPIRY_RETRY_SECONDS)
 
 
 SeatBlockRemote = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)(SeatBlockActor)

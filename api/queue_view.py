@@ -1,6 +1,8 @@
 """Answering "how many are ahead of me?" in the replica, from a ticket and a cached summary.
 
-The queue actor's summary is refreshed in the background; a poll reads only it. A number
+The queue actor's summary is followed in the background by long poll (the actor answers at
+its next change, at most once per ``interval``, or after ``FOLLOW_WAIT_SECONDS`` with
+nothing); a poll reads only the summary. A number
 below the head was admitted at the time of the first checkpoint whose head passed it, so
 its admission ends ``admission_seconds`` later: until then the poll hands out an admission
 token that expires with it, afterwards the ticket reads ``expired`` (the actor has put the
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 POLL_MS_MIN = 1000
 POLL_MS_MAX = 15_000
 STATUS_POLL_MS = 2000
+FOLLOW_WAIT_SECONDS = 30.0
 
 
 class Position(NamedTuple):
@@ -45,6 +48,7 @@ class QueueView:
         self._rate_default = settings.queue_admit_per_second
         self._interval = interval_ms / 1000
         self.summary: dict | None = None
+        self._revision = -1
         self._before_first_summary = {"head": 1, "rate": self._rate_default, "drawing": 0, "opened": False, "opens_at": None}
         self._heads: list[int] = []
         self._times: list[float] = []
@@ -62,6 +66,7 @@ class QueueView:
         self._heads += [head for head, _ in summary["checkpoints"]]
         self._times += [at for _, at in summary["checkpoints"]]
         self.summary = summary
+        self._revision = summary.get("revision", -1)
         self.status_body, self.status_etag = self._render_status(summary)
 
     def _render_status(self, summary: dict) -> tuple[bytes, str]:
@@ -84,15 +89,23 @@ class QueueView:
         return body, f'"q{status["version"]}-{status["admitted_through"]}-{status["waiting"]}"'
 
     async def refresh(self) -> None:
+        """Take the actor's summary now."""
         self.update(await self._queue.summary.remote(self._times[-1] if self._times else None))
+
+    async def _follow(self) -> None:
+        """Take the actor's next summary that differs from this view's, if one comes within the wait."""
+        summary = await self._queue.summary.remote(
+            self._times[-1] if self._times else None, self._revision, FOLLOW_WAIT_SECONDS, self._interval)
+        if summary is not None:
+            self.update(summary)
 
     async def run_forever(self) -> None:
         while True:
             try:
-                await self.refresh()
+                await self._follow()
             except Exception:
                 log.exception("queue summary refresh failed")
-            await asyncio.sleep(self._interval)
+                await asyncio.sleep(self._interval)
 
     def position(self, number: int | None, now: float | None = None) -> Position:
         """Where ticket ``number`` stands (``None``: in the pre-opening draw)."""
