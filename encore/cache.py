@@ -139,7 +139,12 @@ def render_starting_gate(plan: CachePlan) -> str:
 
 
 def render_config(plan: CachePlan) -> str:
-    """nginx.conf for one node's cache."""
+    """nginx.conf for one node's cache.
+
+    One worker: on a node it leaves the other cores to the replicas, and a master that is
+    killed after some of several workers respawns them first, into workers that no record of
+    the run knows (``encore/leftovers.py``), which then keep the port.
+    """
     cached = "\n".join(
         [f"    location = {path} {{ include {plan.run_dir}/live.conf; }}" for path in LIVE_PATHS]
         + [f"    location = {path} {{ include {plan.run_dir}/fixed.conf; }}" for path in FIXED_EXACT_PATHS]
@@ -153,7 +158,7 @@ def render_config(plan: CachePlan) -> str:
     problems += _problem_location("starting", STARTING)
     user = f"user {plan.worker_user};\n" if plan.worker_user else ""
     return f"""# Written by encore/cache.py at every start; edits are lost.
-{user}worker_processes auto;
+{user}worker_processes 1;
 pid {plan.run_dir}/nginx.pid;
 error_log {plan.run_dir}/error.log warn;
 events {{
