@@ -141,9 +141,9 @@ def render_starting_gate(plan: CachePlan) -> str:
 def render_config(plan: CachePlan) -> str:
     """nginx.conf for one node's cache.
 
-    One worker: on a node it leaves the other cores to the replicas, and a master that is
-    killed after some of several workers respawns them first, into workers that no record of
-    the run knows (``encore/leftovers.py``), which then keep the port.
+    A worker per core. A master killed after some of its workers respawns them first, into
+    workers the run's record does not list by pid; ``encore/leftovers.py`` knows them by the
+    sockets they inherit.
     """
     cached = "\n".join(
         [f"    location = {path} {{ include {plan.run_dir}/live.conf; }}" for path in LIVE_PATHS]
@@ -158,7 +158,7 @@ def render_config(plan: CachePlan) -> str:
     problems += _problem_location("starting", STARTING)
     user = f"user {plan.worker_user};\n" if plan.worker_user else ""
     return f"""# Written by encore/cache.py at every start; edits are lost.
-{user}worker_processes 1;
+{user}worker_processes auto;
 pid {plan.run_dir}/nginx.pid;
 error_log {plan.run_dir}/error.log warn;
 events {{

@@ -136,7 +136,22 @@ def record_cache() -> None:
 
     master = psutil.Process(_cache.process.pid)
     _record.cache = [ProcessMark.of(p.pid) for p in [master, *master.children()]]
+    _record.cache_sockets = sockets_of(master.pid)
     _record.save()
+
+
+def sockets_of(pid: int) -> list[str]:
+    """The ``socket:[inode]`` links of a process's descriptors (its listening socket among them)."""
+    folder = f"/proc/{pid}/fd"
+    found = []
+    for descriptor in os.listdir(folder):
+        try:
+            target = os.readlink(f"{folder}/{descriptor}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.append(target)
+    return found
 
 
 def local_url(host: str, port: int) -> str:

@@ -74,6 +74,9 @@ class RunRecord:
     ray_session_dir: str | None = None
     ray_node_id: str | None = None
     cache: list[ProcessMark] = field(default_factory=list)
+    # nginx's sockets (``socket:[inode]``): a worker the master respawned after the record was
+    # written is known by them, and no other process can hold them
+    cache_sockets: list[str] = field(default_factory=list)
 
     @staticmethod
     def path_for(port: int) -> Path:
@@ -92,7 +95,7 @@ class RunRecord:
             return cls(
                 port=data["port"], owner=ProcessMark(**data["owner"]), ray_temp_dir=data["ray_temp_dir"],
                 ray_session_dir=data["ray_session_dir"], ray_node_id=data["ray_node_id"],
-                cache=[ProcessMark(**mark) for mark in data["cache"]],
+                cache=[ProcessMark(**mark) for mark in data["cache"]], cache_sockets=data.get("cache_sockets", []),
             )
         except FileNotFoundError:
             return None
@@ -121,26 +124,28 @@ def processes_of(record: RunRecord) -> list[psutil.Process]:
     found = {mark.pid: process for mark in [record.owner, *record.cache] if (process := mark.alive())}
     sessions = tuple(d.rstrip("/") + "/" for d in record.session_dirs())
     node_id = record.ray_node_id
+    sockets = frozenset(record.cache_sockets)
     since = record.owner.started - START_SLACK_SECONDS
-    if sessions or node_id:
+    if sessions or node_id or sockets:
         for process in psutil.process_iter():
             try:
                 if process.pid in found or process.pid in ours or process.create_time() < since:
                     continue
-                if _carries(process, sessions, node_id):
+                if _carries(process, sessions, node_id, sockets):
                     found[process.pid] = process
             except psutil.Error:
                 continue
     return [process for pid, process in sorted(found.items()) if pid not in ours]
 
 
-def _carries(process: psutil.Process, sessions: tuple[str, ...], node_id: str | None) -> bool:
+def _carries(process: psutil.Process, sessions: tuple[str, ...], node_id: str | None,
+             sockets: frozenset[str] = frozenset()) -> bool:
     command = " ".join(process.cmdline())
     if any(session in command or session.rstrip("/") in command for session in sessions):
         return True
     if node_id and node_id in command:
         return True
-    if not sessions:
+    if not sessions and not sockets:
         return False
     try:
         descriptors = os.listdir(f"/proc/{process.pid}/fd")
@@ -148,10 +153,11 @@ def _carries(process: psutil.Process, sessions: tuple[str, ...], node_id: str | 
         return False
     for descriptor in descriptors:
         try:
-            if os.readlink(f"/proc/{process.pid}/fd/{descriptor}").startswith(sessions):
-                return True
+            target = os.readlink(f"/proc/{process.pid}/fd/{descriptor}")
         except OSError:
             continue
+        if (sessions and target.startswith(sessions)) or target in sockets:
+            return True
     return False
 
 

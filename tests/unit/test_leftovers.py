@@ -105,3 +105,27 @@ def test_a_port_taken_by_something_else_is_refused_with_its_owner():
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit, match=f"port {port} is taken by pid"):
             leftovers.refuse_taken_ports(port)
+
+
+def test_a_process_holding_the_caches_socket_is_the_runs_even_when_unrecorded(record):
+    """nginx's master respawns a worker killed before it: that worker is in no record by pid,
+    but it inherits the master's listening socket, which no other process can hold."""
+    import os
+    import socket
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], pass_fds=[listening.fileno()])
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        record.cache_sockets = [os.readlink(f"/proc/{os.getpid()}/fd/{listening.fileno()}")]
+        found = {process.pid for process in processes_of(record)}
+        assert holder.pid in found and stranger.pid not in found
+        record.cache_sockets = []
+        assert holder.pid not in {process.pid for process in processes_of(record)}
+    finally:
+        for process in (holder, stranger):
+            process.kill()
+            process.wait()
+        listening.close()
