@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from api.service import venue_out
 from encore.settings import Settings
-
-WEB_JS = Path(__file__).resolve().parents[2] / "web" / "js"
-
+from tests.unit.page_modules import run_venue_script
 
 def page_quotes(tmp_path: Path, venue_json: str, selections: list[list[int]]) -> list[dict]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the page's own pricing cannot be run")
-    modules = tmp_path / "js"
-    shutil.copytree(WEB_JS, modules)
-    (modules / "package.json").write_text('{"type": "module"}')
     script = (
         "const { Venue } = await import(process.argv[1]);"
         "const venue = new Venue(JSON.parse(process.argv[2]));"
@@ -32,12 +22,7 @@ def page_quotes(tmp_path: Path, venue_json: str, selections: list[list[int]]) ->
         "console.log(JSON.stringify(picks.map((ids) => { const q = venue.quote(ids);"
         " return { total: q.total, fee: q.fee, seats: q.seats.map((s) => [s.id, s.grade, s.price, s.label]) }; })));"
     )
-    ran = subprocess.run(
-        [node, "--input-type=module", "-e", script, (modules / "venue.js").as_uri(), venue_json, json.dumps(selections)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    return json.loads(ran.stdout)
+    return run_venue_script(tmp_path, script, venue_json, json.dumps(selections))
 
 
 @pytest.mark.parametrize("overrides", [

@@ -8,9 +8,6 @@ answer says how many rows a block has, and if it groups seats as ``domain.venue`
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,8 +19,8 @@ from api.edge import create_app
 from api.models import VenueOut
 from api.service import venue_out
 from encore.settings import Settings
+from tests.unit.page_modules import run_venue_script
 
-WEB_JS = Path(__file__).resolve().parents[2] / "web" / "js"
 PROVIDERS = ["mockpay", "fakecard"]
 
 
@@ -56,25 +53,13 @@ def test_the_route_sends_block_rows():
 
 
 def page_groups(tmp_path: Path, venue: VenueOut) -> list[str]:
-    """``Venue.groupOf`` of web/js/venue.js for every seat id, run by Node on a copy of the
-    page's modules marked as ES modules."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the page's own grouping cannot be run")
-    modules = tmp_path / "js"
-    shutil.copytree(WEB_JS, modules)
-    (modules / "package.json").write_text('{"type": "module"}')
+    """``Venue.groupOf`` of web/js/venue.js for every seat id."""
     script = (
         "const { Venue } = await import(process.argv[1]);"
         "const venue = new Venue(JSON.parse(process.argv[2]));"
         "console.log(JSON.stringify(Array.from({ length: venue.seats }, (_, id) => venue.groupOf(id))));"
     )
-    ran = subprocess.run(
-        [node, "--input-type=module", "-e", script, (modules / "venue.js").as_uri(), venue.model_dump_json()],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    return json.loads(ran.stdout)
+    return run_venue_script(tmp_path, script, venue.model_dump_json())
 
 
 @pytest.mark.parametrize("sections, rows, cols, block_rows", [
