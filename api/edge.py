@@ -21,9 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors, routes
 from api.metrics import Metrics
+from encore.settings import BODY_BYTES_MAX
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-BODY_BYTES_MAX = 16 * 1024
 TOO_LARGE_MESSAGE = f"request bodies are at most {BODY_BYTES_MAX} bytes"
 
 PAGE_POLICY = (

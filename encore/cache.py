@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from encore.settings import BODY_BYTES_MAX
+
 log = logging.getLogger(__name__)
 
 # objects that change during the sale: kept as the replica says (until its second ends, then
@@ -44,7 +46,6 @@ FIXED_EXACT_PATHS = ("/", "/api/venue", "/api/show")
 CACHED_EXACT_PATHS = LIVE_PATHS + FIXED_EXACT_PATHS
 CACHED_PREFIXES = ("/static/",)
 FRESH_SECONDS = 1
-BODY_BYTES_MAX = 16 * 1024
 START_SECONDS_MAX = 10
 
 ERROR_PATH = "/_encore/error"

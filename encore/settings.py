@@ -19,6 +19,10 @@ from domain.pricing import PriceList
 from domain.show import Show
 from domain.venue import Venue
 
+# Request bodies are at most this many bytes, refused by the HTTP cache in front and again by
+# the replicas' edge (the cache may be off): the largest valid body is far smaller.
+BODY_BYTES_MAX = 16 * 1024
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENCORE_", frozen=True, extra="ignore")
