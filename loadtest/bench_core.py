@@ -18,6 +18,8 @@ import sqlite3
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
 
 import pymysql
 import ray
@@ -117,6 +119,16 @@ async def _migrate(db_url: str) -> None:
     store = open_store(db_url)
     await store.migrate()
     await store.close()
+
+
+@contextmanager
+def bench_database(sqlite: bool, folder: Path):
+    """The store of one benchmark: an SQLite file in ``folder``, or a MariaDB database dropped afterwards."""
+    if sqlite:
+        yield f"sqlite:///{folder}/encore.db"
+        return
+    with MySQLBench() as db_url:
+        yield db_url
 
 
 class MySQLBench:

@@ -33,6 +33,7 @@ import httpx
 
 from encore.launcher import ROOT, one_service_at_a_time, start_service, stop_service
 from loadtest import wrk
+from loadtest.bench_core import bench_database
 
 # logins from one address: fewer in flight than the per-address login limit's share of a
 # replica (api/ratelimit.py), which is counted as tries arrive; 8 keep both cores hashing
@@ -110,18 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="encore-bench-http-"))
-    if args.sqlite:
-        db_url = f"sqlite:///{folder}/encore.db"
-    else:
-        from loadtest.bench_core import MySQLBench
-
-        bench_db = MySQLBench()
-        db_url = bench_db.__enter__()
     settings = dict(max_seats_per_member=SEATS_PER_BUYER_MAX, rate_limit_writes_per_minute=10_000_000,
                     queue_max_active=100_000, ingress_replicas=args.replicas)
     reference = start_reference()
     try:
-        with one_service_at_a_time():
+        with bench_database(args.sqlite, folder) as db_url, one_service_at_a_time():
             service = start_service(db_url, folder / "service.log", **settings)
             try:
                 serve_front = f"http://127.0.0.1:{int(service.env['ENCORE_PORT']) + 100}"
@@ -131,8 +125,6 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         reference.terminate()
         reference.wait(timeout=10)
-        if not args.sqlite:
-            bench_db.__exit__(None, None, None)
     print(f"\nthrough {service.url} ({'SQLite' if args.sqlite else 'MariaDB'}), {args.replicas} ingress replica(s), "
           f"{args.connections} connections, {args.seconds} s each after a {wrk.WARM_UP_SECONDS} s warm-up")
     for ceiling in results["ceilings"]:

@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from encore.launcher import one_service_at_a_time, start_service, stop_service
+from loadtest.bench_core import bench_database
 from loadtest.bench_queue import ServiceCPU
 from loadtest.sellout import Sampler
 
@@ -54,26 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="encore-bench-rest-"))
-    if args.sqlite:
-        db_url = f"sqlite:///{folder}/encore.db"
-    else:
-        from loadtest.bench_core import MySQLBench
-
-        bench_db = MySQLBench()
-        db_url = bench_db.__enter__()
-    try:
-        with one_service_at_a_time():
-            service = start_service(db_url, folder / "service.log", ingress_replicas=args.replicas)
-            try:
-                print(f"{service.url} healthy ({'SQLite' if args.sqlite else 'MariaDB'}, {args.replicas} ingress "
-                      f"replicas); settling {args.settle_seconds:.0f} s", flush=True)
-                time.sleep(args.settle_seconds)
-                measure(service, args)
-            finally:
-                stop_service(service.process)
-    finally:
-        if not args.sqlite:
-            bench_db.__exit__(None, None, None)
+    with bench_database(args.sqlite, folder) as db_url, one_service_at_a_time():
+        service = start_service(db_url, folder / "service.log", ingress_replicas=args.replicas)
+        try:
+            print(f"{service.url} healthy ({'SQLite' if args.sqlite else 'MariaDB'}, {args.replicas} ingress "
+                  f"replicas); settling {args.settle_seconds:.0f} s", flush=True)
+            time.sleep(args.settle_seconds)
+            measure(service, args)
+        finally:
+            stop_service(service.process)
 
 
 if __name__ == "__main__":

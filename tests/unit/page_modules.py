@@ -4,6 +4,7 @@ the page computes with what the server computes."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,10 @@ def run_venue_script(tmp_path: Path, script: str, *args: str):
     run on a copy of the page's modules marked as ES modules; its printed JSON, parsed."""
     node = shutil.which("node")
     if node is None:
+        # Node ships with the machines this project runs on; elsewhere the comparison is
+        # skipped, but CI must run it
+        if os.environ.get("CI"):
+            pytest.fail("node is not installed, and CI must compare the page's code with the server's")
         pytest.skip("node is not installed: the page's own code cannot be run")
     modules = tmp_path / "js"
     shutil.copytree(WEB_JS, modules)
