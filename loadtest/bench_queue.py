@@ -121,6 +121,10 @@ class ServiceCPU:
 
         self._sampler = Sampler(Path(tempfile.mkdtemp()) / "unused.csv", service_pid)
 
+    def processes(self) -> Counter:
+        """How many processes of each kind the service runs."""
+        return Counter(self._sampler.kind(process) for process in self._sampler.service_processes())
+
     def read(self) -> Counter:
         spent: Counter = Counter()
         for process in self._sampler.service_processes():

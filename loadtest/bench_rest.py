@@ -15,25 +15,18 @@ import argparse
 import os
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from encore.launcher import one_service_at_a_time, start_service, stop_service
 from loadtest.bench_core import bench_database
 from loadtest.bench_queue import ServiceCPU
-from loadtest.sellout import Sampler
 
 TARGET_CORES = 0.05
 
 
-def processes_by_kind(service_pid: int) -> Counter:
-    sampler = Sampler(Path(tempfile.mkdtemp()) / "unused.csv", service_pid)
-    return Counter(sampler.kind(process) for process in sampler.service_processes())
-
-
 def measure(service, args) -> None:
-    counts = processes_by_kind(service.process.pid)
     cpu = ServiceCPU(service.process.pid)
+    counts = cpu.processes()
     for round_number in range(1, args.rounds + 1):
         load_before = os.getloadavg()[0]
         _, cores, seconds = cpu.cores_while(lambda: time.sleep(args.seconds))
