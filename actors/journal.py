@@ -4,10 +4,11 @@ While a transaction is in flight, new changes queue up; the next transaction tak
 them (up to ``batch_changes_max``). So the busier the block, the larger its batches, and
 the cost of a commit is shared by everyone who waited for it.
 
-A batch the store refuses is split by what can be taken back: changes that claimed seats
-(holds, re-grants) are reported failed to their callers, who undo them; every other change
-(confirmations, releases, expiries) already happened in memory and is retried until it is
-written, so the store catches up with what the block decided.
+A batch the store refuses is split by what can be taken back: a decision that claimed seats
+(a hold, or a re-grant with the payment verdict that made it) is reported failed to its
+caller, who undoes all of it; every other change (confirmations, releases, expiries, payment
+verdicts) already happened in memory and is retried until it is written, so the store
+catches up with what the block decided.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class Journal:
                 log.warning("commit of %d changes failed: %r", sum(len(e.changes) for e in batch), error)
                 retried = []
                 for entry in batch:
-                    entry.failed |= {c.booking.booking_id for c in entry.changes if c.claims_seats}
-                    entry.changes = [c for c in entry.changes if not c.claims_seats]
+                    given_up = {c.booking.booking_id for c in entry.changes if c.claims_seats}
+                    entry.failed |= given_up
+                    entry.changes = [c for c in entry.changes if c.booking.booking_id not in given_up]
                     if entry.changes:
                         retried.append(entry)
                     else:

@@ -20,6 +20,7 @@ import ray
 from actors.journal import Journal
 from domain.booking import Booking, BookingChange, BookingStatus
 from domain.errors import BookingError, StoreUnavailable, TooManySeats
+from domain.payment import Payment, PaymentStatus
 from domain.seat_block import SeatBlock
 from domain.venue import Block
 from encore.collector import tune_collector
@@ -39,6 +40,22 @@ class HoldRequest(NamedTuple):
     booking_id: str
     member_id: int
     seat_ids: tuple[int, ...]
+
+
+class Verdict(NamedTuple):
+    """A provider's signed verdict on a payment, checked by the ingress before it is sent here."""
+
+    payment_id: str
+    booking_id: str
+    status: PaymentStatus
+    event_id: str
+
+
+class Settled(NamedTuple):
+    """A booking and its payment as a verdict left them (or found them, for a repeat)."""
+
+    booking: Booking
+    payment: Payment
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,8 @@ class SeatBlockActor:
         await asyncio.shield(self._started)
 
     async def _start(self) -> None:
-        self._block.restore(await self._store.load_block(self._block.block.index))
+        bookings, payments = await self._store.load_block(self._block.block.index)
+        self._block.restore(bookings, payments)
         expired = self._block.expire_due(time.time())
         if expired:
             log.info("%s: %d holds expired while the block was down", self._block.block.name, len(expired))
@@ -90,43 +108,44 @@ class SeatBlockActor:
         """Decide every request now, write the winners in one commit, then answer each."""
         await self._ready()
         now = time.time()
-        results: list[Booking | BookingChange | BookingError] = []
+        results: list[Booking | list[BookingChange] | BookingError] = []
         for request in requests:
             existing = self._block.find(request.booking_id)
             if existing is not None and existing.member_id == request.member_id:
                 results.append(existing)  # a retried message: this hold was already decided
                 continue
             try:
-                results.append(self._block.hold(request.booking_id, request.member_id, request.seat_ids, now))
+                results.append([self._block.hold(request.booking_id, request.member_id, request.seat_ids, now)])
             except BookingError as error:
                 results.append(error)
         return await self._commit_decisions(results, self._refuse_hold)
 
-    async def confirm_many(self, payments: list[tuple[str, dict | None]]) -> list[Booking | BookingError]:
-        """Successful payments: each booking ends confirmed, or refunded if its seats are gone."""
+    async def start_payment(self, payment: Payment) -> Payment:
+        """Record a payment started for a running hold; the same payment id again (Ray
+        retrying the call after a restart) finds it recorded and answers it."""
         await self._ready()
-        await self._recall([booking_id for booking_id, _ in payments])
-        now = time.time()
-        results: list[BookingChange | BookingError] = []
-        for booking_id, detail in payments:
-            try:
-                results.append(self._block.confirm(booking_id, now, detail))
-            except BookingError as error:
-                results.append(error)
-        return await self._commit_decisions(results, self._refund_instead)
+        await self._recall([payment.booking_id])
+        started = self._block.find_payment(payment.payment_id)
+        if started is None:
+            self._raise_error(await self._decide(lambda now: [self._block.start_payment(payment, now)]))
+            started = self._block.payment(payment.payment_id)
+        return started
 
-    async def confirm(self, booking_id: str, detail: dict | None = None) -> Booking:
-        return self._raise_error(await self.confirm_many([(booking_id, detail)]))
+    async def settle_payment(self, verdict: Verdict) -> Settled:
+        """Apply a provider's verdict: the payment, the booking and their log events are
+        written together; a verdict for a payment that already had one changes nothing."""
+        await self._ready()
+        await self._recall([verdict.booking_id])
+        decided = await self._decide(lambda now: self._block.settle_payment(
+            verdict.payment_id, verdict.status, verdict.event_id, now), self._refund_instead)
+        self._raise_error(decided)
+        payment = self._block.payment(verdict.payment_id)
+        return Settled(self._block.booking(payment.booking_id), payment)
 
     async def cancel(self, booking_id: str, member_id: int) -> Booking:
         await self._ready()
         await self._recall([booking_id])
-        return self._raise_error(await self._decide(lambda now: self._block.cancel(booking_id, now, member_id)))
-
-    async def fail_payment(self, booking_id: str, detail: dict | None = None) -> Booking:
-        await self._ready()
-        await self._recall([booking_id])
-        return self._raise_error(await self._decide(lambda now: self._block.fail_payment(booking_id, now, detail)))
+        return self._raise_error(await self._decide(lambda now: [self._block.cancel(booking_id, now, member_id)]))
 
     async def booking(self, booking_id: str) -> Booking:
         await self._ready()
@@ -182,67 +201,73 @@ class SeatBlockActor:
     # ---- internals
 
     async def _recall(self, booking_ids: list[str]) -> None:
-        """Bookings that ended before a restart are not in memory; read them back when asked."""
+        """Bookings that ended before a restart are not in memory; read them back, with their
+        payments, when asked."""
         for booking_id in booking_ids:
             if self._block.find(booking_id) is None:
                 found = await self._store.booking(booking_id)
                 if found is not None and found[1] == self._block.block.index and not found[0].status.claims_seats:
-                    self._block.recall(found[0])
+                    self._block.recall(found[0], await self._store.payments_of(booking_id))
 
-    async def _decide(self, decision) -> list[Booking | BookingError]:
+    async def _decide(self, decision, on_refused=None) -> list[Booking | BookingError]:
         try:
-            return await self._commit_decisions([decision(time.time())], self._refuse_hold)
+            changes = decision(time.time())
         except BookingError as error:
             return [error]
+        return await self._commit_decisions([changes], on_refused or self._refuse_hold)
 
     @staticmethod
-    def _raise_error(results: list[Booking | BookingError]) -> Booking:
+    def _raise_error(results: list[Booking | BookingError | None]) -> Booking | None:
         [result] = results
         if isinstance(result, BookingError):
             raise result
         return result
 
-    async def _commit_decisions(self, results, on_refused) -> list[Booking | BookingError]:
-        """Write the changes among ``results`` and turn each into the caller's answer.
+    async def _commit_decisions(self, results, on_refused) -> list[Booking | BookingError | None]:
+        """Write the decisions (lists of changes) among ``results`` and turn each into the
+        caller's answer: the booking as the decision left it (``None`` for a decision that
+        changed nothing).
 
-        A claim the journal gave up on is undone (it never became durable, so it never
-        happened); one the member cap refused is handed to ``on_refused``. On a timeout
-        nothing is undone: the change may still commit, and the store stays the truth.
+        A claim the journal gave up on is undone with its whole decision (it never became
+        durable, so it never happened); one the member cap refused is handed to
+        ``on_refused``. On a timeout nothing is undone: the change may still commit, and the
+        store stays the truth.
         """
-        changes = [r for r in results if isinstance(r, BookingChange)]
+        changes = [c for r in results if isinstance(r, list) for c in r]
         if not changes:
-            return list(results)
-        self._bump_version(released=any(change.releases_seats for change in changes))
+            return [None if isinstance(r, list) else r for r in results]
+        if any(change.previous is not change.booking.status for change in changes):
+            self._bump_version(released=any(change.releases_seats for change in changes))
         self._expire_by(min((c.booking.expires_at for c in changes if c.booking.status is BookingStatus.HELD), default=None))
         try:
             outcome = await asyncio.wait_for(self._journal.write(changes), ACK_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
             unknown = StoreUnavailable("the booking store did not confirm the change in time")
-            return [unknown if isinstance(r, BookingChange) else r for r in results]
-        answers: list[Booking | BookingError] = []
+            return [unknown if isinstance(r, list) and r else r for r in results]
+        answers: list[Booking | BookingError | None] = []
         for result in results:
-            if isinstance(result, BookingChange):
-                booking_id = result.booking.booking_id
+            if isinstance(result, list):
+                booking_id = result[0].booking.booking_id if result else None
                 if booking_id in outcome.failed:
-                    self._block.undo(result)
+                    self._block.undo_decision(result)
                     result = StoreUnavailable("the booking store refused the change; nothing was held")
                 elif booking_id in outcome.refused:
-                    self._block.undo(result)
+                    self._block.undo_decision(result)
                     result = await on_refused(result)
                 else:
-                    result = result.booking
+                    result = result[-1].booking if result else None
             answers.append(result)
         if outcome.failed or outcome.refused:
             self._bump_version(released=True)  # readers must see the undone claims too
         return answers
 
-    async def _refuse_hold(self, change: BookingChange) -> BookingError:
+    async def _refuse_hold(self, changes: list[BookingChange]) -> BookingError:
         return TooManySeats("over the per-member seat cap across the hall", max_seats=self._block.max_seats_per_member)
 
-    async def _refund_instead(self, change: BookingChange) -> Booking | BookingError:
+    async def _refund_instead(self, changes: list[BookingChange]) -> Booking | BookingError:
         """A late success whose re-grant would pass the member's cap is refunded instead."""
-        detail = {k: v for k, v in change.detail.items() if k != "regranted_from"}
-        refund = self._block.confirm(change.booking.booking_id, time.time(), detail, regrant=False)
+        verdict = changes[0].payment
+        refund = self._block.settle_payment(verdict.payment_id, verdict.status, verdict.event_id, time.time(), regrant=False)
         [answer] = await self._commit_decisions([refund], self._refuse_hold)
         return answer
 

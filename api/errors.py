@@ -24,6 +24,7 @@ STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
     domain.TooManySeats: 422,
     domain.SeatUnavailable: 409,
     domain.BookingNotFound: 404,
+    domain.PaymentNotFound: 404,
     domain.BookingNotHeld: 409,
     domain.StoreUnavailable: 503,
 }

@@ -20,9 +20,10 @@ from api.ratelimit import client_address
 from api.service import BookingService
 from domain.booking import Booking, booking_number
 from domain.dashboard import log_csv, seats_by_grade
+from domain.payment import Payment
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
 from persistence import Conflict
-from persistence.records import LogQuery, Payment
+from persistence.records import LogQuery
 
 TICKET_CHARS_MAX = 2048
 LOG_PAGE_DEFAULT = 50
@@ -120,7 +121,7 @@ def booking_out(svc: BookingService, booking: Booking, payment: Payment | None =
 
 def payment_out(payment: Payment) -> models.PaymentOut:
     return models.PaymentOut(
-        payment_id=payment.payment_id, provider=payment.provider, status=payment.status, amount=payment.amount,
+        payment_id=payment.payment_id, provider=payment.provider, status=payment.status.value, amount=payment.amount,
         redirect_url=f"/pg/{payment.provider}/checkout/{payment.payment_id}",
     )
 

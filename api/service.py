@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from actors.queue import start_queue
-from actors.seat_block import HoldRequest, start_block
+from actors.seat_block import HoldRequest, Verdict, start_block
 from api.auth import Caller, Tokens
 from api.batcher import Batcher
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
@@ -26,12 +26,12 @@ from api.errors import ApiError
 from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.seatmap import SeatMap
-from domain.booking import Booking, BookingStatus, EventType, new_booking_id
+from domain.booking import Booking, BookingStatus, new_booking_id
+from domain.payment import Payment, PaymentStatus
 from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks, SeatUnavailable
 from encore.settings import Settings
 from payments import CallbackPayload, complete_checkout, providers_from_settings
 from persistence import open_store
-from persistence.records import LogEvent, Payment
 
 log = logging.getLogger(__name__)
 
@@ -238,25 +238,17 @@ class BookingService:
     # ---- payments
 
     async def start_payment(self, member_id: int, booking_id: str, provider_name: str) -> Payment:
+        """The booking's block records the payment, so that it and every later verdict are
+        decided where the booking is."""
         if provider_name not in self.providers:
             raise ApiError(422, "unknown_provider", f"choose one of: {', '.join(self.providers)}", providers=list(self.providers))
         view = await self.booking(booking_id, member_id, is_admin=False)
-        live = await self.blocks[view.block_index].booking.remote(booking_id)
-        if live.status is not BookingStatus.HELD or live.expires_at <= time.time():
-            raise BookingNotHeld(f"booking {booking_id} is {live.status.value}; it cannot be paid", booking_status=live.status.value)
         now = time.time()
         payment = Payment(
-            payment_id=f"pay_{secrets.token_hex(10)}",
-            booking_id=booking_id,
-            member_id=member_id,
-            provider=provider_name,
-            amount=self.prices.amount(live.seat_ids),
-            status="pending",
-            created_at=now,
-            updated_at=now,
+            payment_id=f"pay_{secrets.token_hex(10)}", booking_id=booking_id, member_id=member_id, provider=provider_name,
+            amount=self.prices.amount(view.booking.seat_ids), status=PaymentStatus.PENDING, created_at=now, updated_at=now,
         )
-        await self.store.create_payment(payment, live.seat_ids)
-        return payment
+        return await self.blocks[view.block_index].start_payment.remote(payment)
 
     async def checkout(self, provider_name: str, payment_id: str, requested: str) -> tuple[str, bool]:
         """The mock provider's side of a click on Pay/Fail: decide, then call our own callback."""
@@ -270,38 +262,20 @@ class BookingService:
         return result.status, result.delivered
 
     async def payment_callback(self, provider_name: str, payload: CallbackPayload) -> Booking:
-        """Apply a provider's verdict once; a repeated delivery finds the work done and changes nothing."""
+        """A provider's verdict (its signature already verified): checked against the payment,
+        answered from the store when the payment already had its verdict, else decided by the
+        booking's block; a paid booking frees its member's place in the queue."""
         payment = await self.payment_of(provider_name, payload.payment_id)
         if payload.booking_id != payment.booking_id or payload.amount != payment.amount:
             raise ApiError(422, "payment_mismatch", "the callback does not match the payment (booking or amount)")
         view = await self.booking(payment.booking_id, payment.member_id, is_admin=True)
-        if payload.amount != self.prices.amount(view.booking.seat_ids):
-            raise ApiError(422, "payment_mismatch", "the amount is not the booking's price (its seats' grades and the fee)")
-        first_delivery = await self.store.record_payment_result(
-            payload.event_id, payment, payload.status, time.time(),
-            {"payment_id": payment.payment_id, "provider": provider_name}, view.booking.seat_ids,
-        )
-        payment = await self.store.payment(payment.payment_id)  # the first verdict wins
-        block = self.blocks[view.block_index]
-        detail = {"payment_id": payment.payment_id, "provider": provider_name}
-        if payment.status == "refunded":  # the booking was already paid by another payment
-            return await block.booking.remote(payment.booking_id)
-        try:
-            if payment.status != "succeeded":
-                return await block.fail_payment.remote(payment.booking_id, detail)
-            booking = await block.confirm.remote(payment.booking_id, detail)
-        except BookingNotHeld:
-            # a repeated delivery, or Ray retrying the call after a block restart whose first
-            # attempt had already decided it: the booking says what happened
-            booking = await block.booking.remote(payment.booking_id)
-            if first_delivery and payment.status == "failed":
-                await self.store.append_log([LogEvent(
-                    time.time(), EventType.PAYMENT_FAILED.value, booking.booking_id, booking.member_id, booking.seat_ids,
-                    {**detail, "booking_status": booking.status.value},
-                )])
-        if payment.status == "succeeded" and booking.status is BookingStatus.CONFIRMED:
+        if payment.status is not PaymentStatus.PENDING:
+            return view.booking
+        verdict = Verdict(payment.payment_id, payment.booking_id, PaymentStatus(payload.status), payload.event_id)
+        settled = await self.blocks[view.block_index].settle_payment.remote(verdict)
+        if settled.payment.settles_booking:
             await self.queue.complete.remote(payment.member_id)
-        return booking
+        return settled.booking
 
     async def payment_of(self, provider_name: str, payment_id: str) -> Payment:
         payment = await self.store.payment(payment_id) if len(payment_id) <= 32 else None

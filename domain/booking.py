@@ -10,6 +10,10 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from domain.payment import Payment
 
 
 class BookingStatus(str, Enum):
@@ -50,16 +54,22 @@ class Booking:
     created_at: float
     expires_at: float
 
+    def payable(self, now: float) -> bool:
+        """A hold can be paid, and a success sells its seats as they are, only until its deadline."""
+        return self.status is BookingStatus.HELD and now < self.expires_at
+
 
 @dataclass(frozen=True)
 class BookingChange:
-    """One decision of a seat block: the booking as it now is, and what it was before."""
+    """One decision of a seat block, and the one log event it makes: the booking as it now is,
+    what its status was before, and the payment as the change leaves it, if it is about one."""
 
     type: EventType
     booking: Booking
     previous: BookingStatus | None
     at: float
     detail: dict = field(default_factory=dict)
+    payment: Payment | None = None
 
     @property
     def claims_seats(self) -> bool:

@@ -52,6 +52,10 @@ class BookingNotFound(BookingError):
     code = "booking_not_found"
 
 
+class PaymentNotFound(BookingError):
+    code = "payment_not_found"
+
+
 class BookingNotHeld(BookingError):
     code = "booking_not_held"
 

@@ -14,7 +14,16 @@ from dataclasses import replace
 from typing import Iterable
 
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
-from domain.errors import BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks, SeatUnavailable, TooManySeats
+from domain.errors import (
+    BookingNotFound,
+    BookingNotHeld,
+    InvalidSeats,
+    PaymentNotFound,
+    SeatsSpanBlocks,
+    SeatUnavailable,
+    TooManySeats,
+)
+from domain.payment import REFUNDED_ALREADY_PAID, Payment, PaymentStatus, Settlement, settle
 from domain.venue import Block
 
 AVAILABLE, HELD, SOLD = ord("A"), ord("H"), ord("S")
@@ -33,6 +42,7 @@ class SeatBlock:
         self._status = bytearray(b"A" * len(block.seat_ids))
         self._owner: list[str | None] = [None] * len(block.seat_ids)
         self._bookings: dict[str, Booking] = {}
+        self._payments: dict[str, Payment] = {}
         self._seats_by_member: dict[int, int] = {}
 
     # ---- reading
@@ -49,6 +59,20 @@ class SeatBlock:
 
     def find(self, booking_id: str) -> Booking | None:
         return self._bookings.get(booking_id)
+
+    def payment(self, payment_id: str) -> Payment:
+        try:
+            return self._payments[payment_id]
+        except KeyError:
+            raise PaymentNotFound(f"no payment {payment_id} in {self.block.name}") from None
+
+    def find_payment(self, payment_id: str) -> Payment | None:
+        return self._payments.get(payment_id)
+
+    def payment_of(self, booking_id: str) -> Payment | None:
+        """The payment that paid for the booking, or else the newest one started for it."""
+        payments = [p for p in self._payments.values() if p.booking_id == booking_id]
+        return max(payments, key=lambda p: (p.settles_booking, p.created_at), default=None)
 
     def live_bookings(self) -> list[Booking]:
         return [b for b in self._bookings.values() if b.status.claims_seats]
@@ -82,30 +106,19 @@ class SeatBlock:
         return self._apply(BookingChange(EventType.HOLD_CREATED, booking, None, now))
 
     def confirm(self, booking_id: str, now: float, detail: dict | None = None, regrant: bool = True) -> BookingChange:
-        """A payment succeeded: sell the held seats, or decide what a late success means.
-
-        A success after the hold ended re-grants the seats when every one is still free,
-        and is refunded otherwise; a repeated success changes nothing. A hold whose deadline
-        has passed but that no sweep has expired yet counts as expired, and still owns its
-        seats. Only this booking changes, and the one change returned says all of it: other
-        due holds are left to ``expire_due``, whose changes the caller writes.
+        """A payment succeeded: sell the held seats, or decide what a late success means
+        (``domain.payment.settle``). A hold whose deadline has passed but that no sweep has
+        expired yet counts as expired, and still owns its seats. Only this booking changes,
+        and the one change returned says all of it: other due holds are left to
+        ``expire_due``, whose changes the caller writes. ``regrant=False``: refund a late
+        success even if its seats are free (the store refused the re-grant).
         """
         booking = self.booking(booking_id)
-        detail = dict(detail or {})
         if booking.status in (BookingStatus.CONFIRMED, BookingStatus.REFUNDED):
             raise BookingNotHeld(f"booking {booking_id} is already {booking.status.value}", booking_status=booking.status.value)
-        if booking.status is BookingStatus.HELD and now < booking.expires_at:
-            return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
-        ended = BookingStatus.EXPIRED if booking.status is BookingStatus.HELD else booking.status
-        still_owned = booking.status is BookingStatus.HELD
-        if regrant and (still_owned or (
-            all(self._status[s - self.block.first_seat_id] == AVAILABLE for s in booking.seat_ids)
-            and within_cap(self.seats_of_member(booking.member_id), len(booking.seat_ids), self.max_seats_per_member)
-        )):
-            detail["regranted_from"] = ended.value
-            return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
-        detail["refunded_from"] = ended.value
-        return self._apply(self._change(EventType.PAYMENT_REFUNDED, booking, BookingStatus.REFUNDED, now, detail))
+        grantable = regrant and self._grantable(booking)
+        decision = settle(PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, booking.status, booking.payable(now), grantable)
+        return self._grant_or_refund(booking, decision, now, dict(detail or {}))
 
     def cancel(self, booking_id: str, now: float, member_id: int) -> BookingChange:
         """The member lets their hold go. Someone else's booking is "not found", not "forbidden"."""
@@ -124,21 +137,94 @@ class SeatBlock:
             for b in sorted(due, key=lambda b: b.expires_at)
         ]
 
+    # ---- payments
+
+    def start_payment(self, payment: Payment, now: float) -> BookingChange:
+        """A member starts paying for their hold; only a running hold can be paid, and another
+        member's booking is "not found"."""
+        booking = self.booking(payment.booking_id)
+        if booking.member_id != payment.member_id:
+            raise BookingNotFound(f"no booking {booking.booking_id}")
+        if not booking.payable(now):
+            raise BookingNotHeld(f"booking {booking.booking_id} is {booking.status.value}; it cannot be paid",
+                                 booking_status=booking.status.value)
+        if payment.payment_id in self._payments:
+            raise InvalidSeats(f"payment id {payment.payment_id} is already used")
+        started = Payment(payment.payment_id, booking.booking_id, booking.member_id, payment.provider, payment.amount,
+                          PaymentStatus.PENDING, now, now)
+        self._payments[started.payment_id] = started
+        detail = {"payment_id": started.payment_id, "provider": started.provider, "amount": started.amount}
+        return BookingChange(EventType.PAYMENT_STARTED, booking, booking.status, now, detail, started)
+
+    def settle_payment(self, payment_id: str, verdict: PaymentStatus, event_id: str, now: float,
+                       regrant: bool = True) -> list[BookingChange]:
+        """Apply a provider's verdict (``domain.payment.settle``): no change if the payment
+        already had one; else the changes in the order they happened, one log event each: the
+        verdict, then what it did to the booking (confirmed, re-granted or refunded)."""
+        payment = self.payment(payment_id)
+        booking = self.booking(payment.booking_id)
+        grantable = regrant and self._grantable(booking)
+        decision = settle(payment.status, verdict, booking.status, booking.payable(now), grantable)
+        if decision is Settlement.IGNORED:
+            return []
+        decided = Payment(payment.payment_id, payment.booking_id, payment.member_id, payment.provider, payment.amount,
+                          verdict, payment.created_at, now, event_id)
+        detail = {"payment_id": payment.payment_id, "provider": payment.provider}
+        if decision is Settlement.FAILED:
+            self._payments[payment_id] = decided
+            if booking.status is BookingStatus.HELD:
+                return [replace(self.fail_payment(booking.booking_id, now, detail), payment=decided)]
+            return [BookingChange(EventType.PAYMENT_FAILED, booking, booking.status, now,
+                                  {**detail, "booking_status": booking.status.value}, decided)]
+        succeeded = BookingChange(EventType.PAYMENT_SUCCEEDED, booking, booking.status, now, detail, decided)
+        if booking.status in (BookingStatus.CONFIRMED, BookingStatus.REFUNDED):
+            refunded = replace(decided, status=PaymentStatus.REFUNDED)
+            self._payments[payment_id] = refunded
+            paid_by = self.payment_of(booking.booking_id)
+            reason = {"refunded_from": REFUNDED_ALREADY_PAID, "paid_by": paid_by.payment_id} \
+                if booking.status is BookingStatus.CONFIRMED and paid_by and paid_by.settles_booking \
+                else {"refunded_from": booking.status.value}
+            return [succeeded, BookingChange(EventType.PAYMENT_REFUNDED, booking, booking.status, now,
+                                             {**detail, **reason}, refunded)]
+        change = self._grant_or_refund(booking, decision, now, detail)
+        if change.booking.status is BookingStatus.REFUNDED:
+            decided = replace(decided, status=PaymentStatus.REFUNDED)
+        self._payments[payment_id] = decided
+        return [succeeded, replace(change, payment=decided)]
+
+    def undo_decision(self, changes: list[BookingChange]) -> None:
+        """Take back a decision the store refused: its claim (a hold or a re-grant), and a
+        verdict it applied, so that the payment is pending again and can be settled anew."""
+        for change in reversed(changes):
+            if change.claims_seats:
+                self.undo(change)
+        verdict = changes[0]
+        if verdict.type in (EventType.PAYMENT_SUCCEEDED, EventType.PAYMENT_FAILED):
+            self._payments[verdict.payment.payment_id] = replace(verdict.payment, status=PaymentStatus.PENDING, event_id=None)
+
     # ---- restoring and undoing
 
-    def restore(self, bookings: Iterable[Booking]) -> None:
-        """Rebuild from the store: live bookings take their seats back, with their original deadlines."""
+    def restore(self, bookings: Iterable[Booking], payments: Iterable[Payment] = ()) -> None:
+        """Rebuild from the store: live bookings take their seats back, with their original
+        deadlines, and their payments come back with them."""
         for booking in bookings:
             assert booking.status.claims_seats, f"only live bookings are restored, got {booking.status}"
             self._validate_seats(booking.seat_ids)
             self._apply(BookingChange(EventType.HOLD_CREATED, booking, None, booking.created_at))
+        self._remember_payments(payments)
 
-    def recall(self, booking: Booking) -> None:
-        """Take back an ended booking read from the store (a restart forgets them), so a late
-        payment for it can still be decided: re-granted or refunded."""
+    def recall(self, booking: Booking, payments: Iterable[Payment] = ()) -> None:
+        """Take back an ended booking read from the store (a restart forgets them), with its
+        payments, so a late payment for it can still be decided: re-granted or refunded."""
         assert not booking.status.claims_seats, "live bookings come back through restore"
         self._validate_seats(booking.seat_ids)
         self._bookings.setdefault(booking.booking_id, booking)
+        self._remember_payments(payments)
+
+    def _remember_payments(self, payments: Iterable[Payment]) -> None:
+        for payment in payments:
+            assert payment.booking_id in self._bookings, "a payment comes back with its booking"
+            self._payments.setdefault(payment.payment_id, payment)
 
     def undo(self, change: BookingChange) -> None:
         """Take back a change the store refused. Only changes that claimed seats can be undone:
@@ -156,6 +242,26 @@ class SeatBlock:
             self._bookings[change.booking.booking_id] = replace(change.booking, status=change.previous)
 
     # ---- internals
+
+    def _grantable(self, booking: Booking) -> bool:
+        """Whether a success may sell the booking its seats: a held booking still owns them; an
+        ended one only if every seat is free and the member stays within the cap."""
+        if booking.status is BookingStatus.HELD:
+            return True
+        return all(self._status[s - self.block.first_seat_id] == AVAILABLE for s in booking.seat_ids) and within_cap(
+            self.seats_of_member(booking.member_id), len(booking.seat_ids), self.max_seats_per_member
+        )
+
+    def _grant_or_refund(self, booking: Booking, decision: Settlement, now: float, detail: dict) -> BookingChange:
+        """The booking's side of a success: sold, re-granted (saying from what) or refunded."""
+        ended = BookingStatus.EXPIRED if booking.status is BookingStatus.HELD else booking.status
+        if decision is Settlement.CONFIRMED:
+            return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
+        if decision is Settlement.REGRANTED:
+            detail["regranted_from"] = ended.value
+            return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))
+        detail["refunded_from"] = ended.value
+        return self._apply(self._change(EventType.PAYMENT_REFUNDED, booking, BookingStatus.REFUNDED, now, detail))
 
     def _release(self, booking_id, event, status, now, detail=None) -> BookingChange:
         booking = self.booking(booking_id)

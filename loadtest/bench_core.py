@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=60_000)
     args = parser.parse_args()
     venue = Venue.grid(15, 20, 50, 20)
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, log_to_driver=False)
     rows = []
     try:
         for store in args.stores.split(","):

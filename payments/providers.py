@@ -41,7 +41,7 @@ __all__ = [
     "render_checkout_page",
 ]
 
-PaymentStatus = Literal["succeeded", "failed"]
+VerdictStatus = Literal["succeeded", "failed"]
 RequestedResult = Literal["success", "fail"]
 
 MAX_PROVIDERS = 16
@@ -102,13 +102,13 @@ class CallbackPayload(BaseModel):
     event_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     payment_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     booking_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
-    status: PaymentStatus
+    status: VerdictStatus
     amount: int = Field(ge=0, le=MAX_AMOUNT_KRW, description="KRW")
     provider: str = Field(min_length=1, max_length=32, pattern=f"^{_PROVIDER_NAME.pattern}$")
     occurred_at: int = Field(ge=0, le=MAX_TIMESTAMP, description="unix seconds")
 
 
-def decide_outcome(provider: Provider, requested: RequestedResult, rng: random.Random) -> PaymentStatus:
+def decide_outcome(provider: Provider, requested: RequestedResult, rng: random.Random) -> VerdictStatus:
     """"Fail" always fails; "Pay" still fails with the provider's ``failure_rate``, like a declined card."""
     if requested == "fail":
         return "failed"
@@ -117,14 +117,14 @@ def decide_outcome(provider: Provider, requested: RequestedResult, rng: random.R
     return "failed" if rng.random() < provider.failure_rate else "succeeded"
 
 
-def _event_id(provider: Provider, payment_id: str, status: PaymentStatus) -> str:
+def _event_id(provider: Provider, payment_id: str, status: VerdictStatus) -> str:
     """Deterministic, so re-sending the same outcome of the same payment is recognisably one event."""
     digest = hmac.new(provider.secret, f"event/{payment_id}/{status}".encode(), hashlib.sha256).hexdigest()
     return f"evt_{digest[:32]}"
 
 
 def build_callback(
-    provider: Provider, payment_id: str, booking_id: str, amount: int, status: PaymentStatus, now: float
+    provider: Provider, payment_id: str, booking_id: str, amount: int, status: VerdictStatus, now: float
 ) -> tuple[bytes, dict[str, str]]:
     """Compact JSON body and headers (content type, signature) of the callback to POST."""
     timestamp = int(now)
@@ -165,7 +165,7 @@ def read_callback(
 class CheckoutResult:
     """What ``POST /pg/{provider}/checkout/{payment_id}`` reports: the outcome and whether it arrived."""
 
-    status: PaymentStatus
+    status: VerdictStatus
     delivered: bool
     http_status: int | None
 

@@ -1,4 +1,4 @@
-"""Plain records the store hands out; the booking itself is ``domain.booking.Booking``."""
+"""Plain records the store hands out; bookings and payments are the domain's own (``domain.booking``, ``domain.payment``)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,6 @@ class Member:
     nickname: str
     role: str
     password_hash: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Payment:
-    payment_id: str
-    booking_id: str
-    member_id: int
-    provider: str
-    amount: int
-    status: str
-    created_at: float
-    updated_at: float
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from abc import ABC, abstractmethod
 from typing import AsyncContextManager, Iterable, Sequence
 
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
+from domain.payment import Payment, PaymentStatus
 from domain.seat_block import within_cap
-from persistence.records import IdempotencyClaim, IdempotencyRecord, LogEvent, LogQuery, Member, Payment
+from persistence.records import IdempotencyClaim, IdempotencyRecord, LogEvent, LogQuery, Member
 from persistence.schema import MIGRATIONS, VERSION_TABLE, render
 
 LOG_PAGE_MAX = 500
@@ -115,26 +116,34 @@ class SqlStore(ABC):
 
     # ---- seat blocks
 
-    async def load_block(self, block_index: int) -> list[Booking]:
-        """Live (held or confirmed) bookings of a block, with their original deadlines."""
+    async def load_block(self, block_index: int) -> tuple[list[Booking], list[Payment]]:
+        """Live (held or confirmed) bookings of a block, with their original deadlines, and their payments."""
+        live = "b.block_index = ? AND b.status IN ('held', 'confirmed')"
         async with self.transaction() as tx:
             rows = await tx.fetchall(
                 "SELECT b.booking_id, b.member_id, b.status, b.created_at, b.expires_at, s.seat_id "
-                "FROM bookings b JOIN booking_seats s ON s.booking_id = b.booking_id "
-                "WHERE b.block_index = ? AND b.status IN ('held', 'confirmed') ORDER BY b.booking_id, s.seat_id",
+                f"FROM bookings b JOIN booking_seats s ON s.booking_id = b.booking_id WHERE {live} "
+                "ORDER BY b.booking_id, s.seat_id",
                 (block_index,),
             )
-        return _bookings_from_rows(rows)
+            payments = await tx.fetchall(
+                f"SELECT {', '.join('p.' + c for c in PAYMENT_COLUMNS.split(', '))} "
+                f"FROM payments p JOIN bookings b ON b.booking_id = p.booking_id WHERE {live}",
+                (block_index,),
+            )
+        return _bookings_from_rows(rows), [_payment(row) for row in payments]
 
     async def commit_block_changes(
         self, block_index: int, changes: Sequence[BookingChange], max_seats_per_member: int
     ) -> set[str]:
-        """Write one batch of a block's decisions in one transaction (group commit).
+        """Write one batch of a block's decisions in one transaction (group commit): bookings,
+        seat claims, payments and one log event per change.
 
         New claims are re-checked against the member's seats in *every* block, under a lock
         on the member rows taken in id order (so two blocks never deadlock); the ids of
         bookings refused by that cap are returned and nothing of them is written.
-        Raises ``Conflict`` if a seat is already claimed: the database refuses a double sale.
+        Raises ``Conflict`` if a seat is already claimed (the database refuses a double sale),
+        if a booking would be paid twice, or if a provider's event were applied twice.
         """
         if not changes:
             return set()
@@ -161,17 +170,45 @@ class SqlStore(ABC):
                     "INSERT INTO booking_seats (booking_id, seat_id) VALUES (?,?)",
                     [(b.booking_id, s) for b in new for s in b.seat_ids],
                 )
-            await tx.executemany(
-                "INSERT INTO bookings (booking_id, member_id, block_index, status, created_at, expires_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?) " + self.upsert("booking_id", ["status", "updated_at"]),
-                [
-                    (b.booking_id, b.member_id, block_index, b.status.value, b.created_at, b.expires_at, c[-1].at)
-                    for c in kept.values()
-                    for b in [c[-1].booking]
-                ],
-            )
+            changed = [c for c in kept.values() if c[0].previous is not c[-1].booking.status]
+            if changed:
+                await tx.executemany(
+                    "INSERT INTO bookings (booking_id, member_id, block_index, status, created_at, expires_at, updated_at) "
+                    "VALUES (?,?,?,?,?,?,?) " + self.upsert("booking_id", ["status", "updated_at"]),
+                    [
+                        (b.booking_id, b.member_id, block_index, b.status.value, b.created_at, b.expires_at, c[-1].at)
+                        for c in changed
+                        for b in [c[-1].booking]
+                    ],
+                )
+            await self._write_payments(tx, [c for cs in kept.values() for c in cs if c.payment is not None])
             await self._append_log(tx, [_log_event(c) for cs in kept.values() for c in cs])
         return refused
+
+    async def _write_payments(self, tx: Transaction, changes: list[BookingChange]) -> None:
+        """Each payment as the batch's last change of it leaves it, and the provider events that
+        settled them: ``payment_events`` and ``settles_booking`` are unique, last-line guards
+        against applying an event twice or paying for a booking twice."""
+        latest = {c.payment.payment_id: c.payment for c in changes}
+        started = {c.payment.payment_id for c in changes if c.type is EventType.PAYMENT_STARTED}
+        new = [p for p in latest.values() if p.payment_id in started]
+        if new:
+            await tx.executemany(
+                f"INSERT INTO payments ({PAYMENT_COLUMNS}, settles_booking) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(*_payment_row(p), _settles(p)) for p in new],
+            )
+        settled = [p for p in latest.values() if p.payment_id not in started]
+        if settled:
+            await tx.executemany(  # not an upsert: MySQL's would update the other row of a unique clash
+                "UPDATE payments SET status = ?, updated_at = ?, settles_booking = ? WHERE payment_id = ?",
+                [(p.status.value, p.updated_at, _settles(p), p.payment_id) for p in settled],
+            )
+        verdicts = [c.payment for c in changes if c.type in (EventType.PAYMENT_SUCCEEDED, EventType.PAYMENT_FAILED)]
+        if verdicts:
+            await tx.executemany(
+                "INSERT INTO payment_events (event_id, payment_id, received_at) VALUES (?,?,?)",
+                [(p.event_id, p.payment_id, p.updated_at) for p in verdicts],
+            )
 
     async def _refused_by_cap(self, tx: Transaction, claiming: list[Booking], cap: int) -> set[str]:
         if not claiming:
@@ -243,27 +280,21 @@ class SqlStore(ABC):
             )
         return {booking_id: seq for booking_id, seq in rows if seq is not None}
 
-    # ---- payments
-
-    async def create_payment(self, payment: Payment, seat_ids: Sequence[int]) -> None:
-        async with self.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO payments (payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (payment.payment_id, payment.booking_id, payment.member_id, payment.provider, payment.amount,
-                 payment.status, payment.created_at, payment.updated_at),
-            )
-            await self._append_log(tx, [LogEvent(
-                payment.created_at, EventType.PAYMENT_STARTED.value, payment.booking_id, payment.member_id,
-                tuple(seat_ids), {"payment_id": payment.payment_id, "provider": payment.provider, "amount": payment.amount},
-            )])
+    # ---- payments (written by their booking's seat block, in ``commit_block_changes``)
 
     async def payment(self, payment_id: str) -> Payment | None:
-        return await self._payment("payment_id = ?", payment_id)
+        async with self.transaction() as tx:
+            row = await tx.fetchone(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,))
+        return _payment(row) if row else None
+
+    async def payments_of(self, booking_id: str) -> list[Payment]:
+        async with self.transaction() as tx:
+            rows = await tx.fetchall(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE booking_id = ?", (booking_id,))
+        return [_payment(row) for row in rows]
 
     async def latest_payment(self, booking_id: str) -> Payment | None:
         """The payment that paid for the booking, or else the newest one started for it."""
-        return await self._payment("booking_id = ? ORDER BY settles_booking IS NULL, created_at DESC", booking_id)
+        return (await self.latest_payments([booking_id])).get(booking_id)
 
     async def latest_payments(self, booking_ids: Sequence[str]) -> dict[str, Payment]:
         """``latest_payment`` for many bookings in one query."""
@@ -271,70 +302,14 @@ class SqlStore(ABC):
             return {}
         async with self.transaction() as tx:
             rows = await tx.fetchall(
-                "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
-                f"FROM payments WHERE booking_id IN ({_marks(len(booking_ids))}) "
+                f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE booking_id IN ({_marks(len(booking_ids))}) "
                 "ORDER BY settles_booking IS NULL DESC, created_at",
                 list(booking_ids),
             )
         latest: dict[str, Payment] = {}
         for row in rows:  # the last row of each booking wins: its settling payment, else its newest
-            latest[row[1]] = Payment(*row)
+            latest[row[1]] = _payment(row)
         return latest
-
-    async def _payment(self, where: str, value) -> Payment | None:
-        async with self.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at "
-                f"FROM payments WHERE {where} LIMIT 1",
-                (value,),
-            )
-        return Payment(*row) if row else None
-
-    async def record_payment_result(
-        self, event_id: str, payment: Payment, status: str, now: float, detail: dict, seat_ids: Sequence[int] = ()
-    ) -> bool:
-        """Store a provider's verdict once; the first verdict settles the payment.
-
-        Returns False if this event was already received. A failure is logged by the seat
-        block that releases the seats, so only a success is logged here. A booking is paid
-        at most once: a success for a booking another payment already paid is refunded.
-        """
-        async with self.transaction() as tx:
-            try:
-                await tx.execute(
-                    "INSERT INTO payment_events (event_id, payment_id, received_at) VALUES (?,?,?)",
-                    (event_id, payment.payment_id, now),
-                )
-            except Conflict:
-                return False
-            if status != "succeeded":
-                await tx.execute(
-                    "UPDATE payments SET status = ?, updated_at = ? WHERE payment_id = ? AND status = 'pending'",
-                    (status, now, payment.payment_id),
-                )
-                return True
-            try:
-                settled = await tx.execute(
-                    "UPDATE payments SET status = 'succeeded', settles_booking = booking_id, updated_at = ? "
-                    "WHERE payment_id = ? AND status = 'pending'",
-                    (now, payment.payment_id),
-                )
-                paid_by = None
-            except Conflict:
-                settled = await tx.execute(
-                    "UPDATE payments SET status = 'refunded', updated_at = ? WHERE payment_id = ? AND status = 'pending'",
-                    (now, payment.payment_id),
-                )
-                paid_by = (await tx.fetchone("SELECT payment_id FROM payments WHERE settles_booking = ?", (payment.booking_id,)))[0]
-            if settled:
-                events = [LogEvent(now, EventType.PAYMENT_SUCCEEDED.value, payment.booking_id, payment.member_id, tuple(seat_ids), detail)]
-                if paid_by is not None:
-                    events.append(LogEvent(
-                        now, EventType.PAYMENT_REFUNDED.value, payment.booking_id, payment.member_id, tuple(seat_ids),
-                        {**detail, "refunded_from": "already_paid", "paid_by": paid_by},
-                    ))
-                await self._append_log(tx, events)
-        return True
 
     # ---- the booking log
 
@@ -454,6 +429,23 @@ class SqlStore(ABC):
         async with self.transaction() as tx:
             row = await tx.fetchone("SELECT snapshot FROM queue_state WHERE id = 1")
         return json.loads(row[0]) if row else None
+
+
+PAYMENT_COLUMNS = "payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at"
+
+
+def _payment(row: tuple) -> Payment:
+    payment_id, booking_id, member_id, provider, amount, status, created_at, updated_at = row
+    return Payment(payment_id, booking_id, member_id, provider, amount, PaymentStatus(status), created_at, updated_at)
+
+
+def _settles(payment: Payment) -> str | None:
+    return payment.booking_id if payment.settles_booking else None
+
+
+def _payment_row(payment: Payment) -> tuple:
+    return (payment.payment_id, payment.booking_id, payment.member_id, payment.provider, payment.amount,
+            payment.status.value, payment.created_at, payment.updated_at)
 
 
 def _held_before(changes: list[BookingChange]) -> bool:

@@ -117,6 +117,7 @@ def test_late_success_with_the_seat_taken_is_refunded(service, starts, boss):
     assert clicked.json() == {"delivered": True, "status": "succeeded"}
     booking = late.booking(booking_id)
     assert booking["status"] == "refunded", booking
+    assert booking["payment"]["status"] == "refunded", "the booking and its payment tell one story"
     # the seat stayed with the person who held it in between
     assert quick.booking(taken.json()["booking_id"])["status"] == "held"
     wait_for_seats(late.http, {seat: "H"})

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pymysql
 import pytest
 import ray
+
+from actors.seat_block import Verdict
+from domain.booking import Booking
+from domain.payment import Payment, PaymentStatus
 
 from tests.conftest import _server_args
 
@@ -12,6 +18,7 @@ from tests.conftest import _server_args
 @pytest.fixture(scope="module")
 def ray_instance():
     ray.init(
+        address="local",  # a fresh instance of our own, even beside a cluster started by `ray start`
         num_cpus=2,
         object_store_memory=80 * 1024 * 1024,
         include_dashboard=False,
@@ -46,3 +53,17 @@ def run_sql(db_url: str, statement: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(statement)
     connection.close()
+
+
+def payment_for(booking: Booking) -> Payment:
+    """A new payment for ``booking``, as the service asks its block to start one."""
+    return Payment(f"pay_{secrets.token_hex(10)}", booking.booking_id, booking.member_id, "mockpay", 1,
+                   PaymentStatus.PENDING, 0.0, 0.0)
+
+
+def start_paying(actor, booking: Booking) -> Payment:
+    return ray.get(actor.start_payment.remote(payment_for(booking)))
+
+
+def success(payment: Payment) -> Verdict:
+    return Verdict(payment.payment_id, payment.booking_id, PaymentStatus.SUCCEEDED, f"evt_{payment.payment_id}")

@@ -19,7 +19,7 @@ from actors.seat_block import HoldRequest, SeatBlockRemote, block_actor_name, st
 from domain.booking import Booking, new_booking_id
 from domain.venue import Venue
 from persistence import open_store
-from tests.integration.conftest import insert_members, run_sql
+from tests.integration.conftest import insert_members, payment_for, run_sql, success
 
 pytestmark = pytest.mark.mysql
 
@@ -99,9 +99,11 @@ def test_thirteen_contenders_per_seat_never_double_sell(race_db):
     assert double_sales(winners) == {}
     assert len(winners) > VENUE.seats * 0.9, "nearly every seat is won by someone"
 
-    bookings = {ids[0]: VENUE.block_index_of(seat) for seat, ids in winners.items()}
-    confirmed = ray.get([actors[block].confirm.remote(booking_id) for booking_id, block in bookings.items()])
-    assert all(b.status.value == "confirmed" for b in confirmed)
+    owners = {ids[0]: actors[VENUE.block_index_of(seat)] for seat, ids in winners.items()}
+    held = dict(zip(owners, ray.get([actor.booking.remote(booking_id) for booking_id, actor in owners.items()])))
+    payments = ray.get([actor.start_payment.remote(payment_for(held[booking_id])) for booking_id, actor in owners.items()])
+    settled = ray.get([owners[p.booking_id].settle_payment.remote(success(p)) for p in payments])
+    assert all(s.booking.status.value == "confirmed" for s in settled)
 
     memory = b"".join(ray.get(a.status.remote()).status for a in actors)
     claims = asyncio.run(stored_claims(race_db))

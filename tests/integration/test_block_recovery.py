@@ -12,9 +12,10 @@ import ray
 from actors.seat_block import HoldRequest, start_block
 from domain.booking import Booking, BookingStatus, new_booking_id
 from domain.errors import BookingNotHeld
+from domain.payment import PaymentStatus
 from domain.venue import Venue
 from persistence import open_store
-from tests.integration.conftest import insert_members
+from tests.integration.conftest import insert_members, start_paying, success
 
 pytestmark = pytest.mark.mysql
 
@@ -30,7 +31,7 @@ async def prepare(url: str) -> None:
 async def load(url: str):
     store = open_store(url)
     try:
-        return await store.claims(), await store.load_block(0)
+        return await store.claims(), (await store.load_block(0))[0]
     finally:
         await store.close()
 
@@ -60,11 +61,13 @@ def test_killed_block_comes_back_with_every_sale_and_hold(db):
             ray.kill(actor, no_restart=False)
         if number % 2 and held_refs:
             done = [r for r in ray.get(held_refs[-2]) if isinstance(r, Booking)]
-            confirm_refs.append((done[0].booking_id, actor.confirm.remote(done[0].booking_id)))
+            confirm_refs.append((done[0].booking_id, actor.settle_payment.remote(success(start_paying(actor, done[0])))))
         time.sleep(0.01)
 
     acknowledged = [r for ref in held_refs for r in ray.get(ref) if isinstance(r, Booking)]
-    confirmed = {booking_id: confirm_answer(actor, booking_id, ref) for booking_id, ref in confirm_refs}
+    settled = {booking_id: ray.get(ref) for booking_id, ref in confirm_refs}
+    assert all(s.payment.status is PaymentStatus.SUCCEEDED for s in settled.values()), "a retried verdict finds it applied"
+    confirmed = {booking_id: s.booking for booking_id, s in settled.items()}
     assert len(acknowledged) == 200, "every batch had four winners and one loser"
     assert ray.get(actor.stats.remote())["pid"] != pid_before, "the actor really was killed and restarted"
     assert all(b.status is BookingStatus.CONFIRMED for b in confirmed.values())
@@ -102,29 +105,18 @@ def await_load(url):
     return asyncio.run(load(url))
 
 
-def confirm_answer(actor, booking_id: str, ref) -> Booking:
-    """The booking a confirm left behind, read as the service reads it.
-
-    Ray runs a call again on the new incarnation when the actor died under it; if the dying
-    one had already confirmed, the retry finds the booking confirmed and says so.
-    """
-    try:
-        return ray.get(ref)
-    except BookingNotHeld as error:
-        assert error.extra["booking_status"] == "confirmed", error
-        return ray.get(actor.booking.remote(booking_id))
-
-
 def test_a_late_success_after_a_restart_is_still_decided(db):
     members = insert_members(db, 1)
     block = Venue.grid(sections=3, rows=10, cols=50, block_rows=10).blocks()[2]
     actor = start_block(block, 1.0, 4, db)
     [held] = ray.get(actor.hold_many.remote([HoldRequest(new_booking_id(), members[0], (block.first_seat_id + 7,))]))
+    payment = start_paying(actor, held)
     time.sleep(1.5)
     assert ray.get(actor.booking.remote(held.booking_id)).status is BookingStatus.EXPIRED
     ray.kill(actor, no_restart=False)
-    late = confirm_answer(actor, held.booking_id, actor.confirm.remote(held.booking_id, {"payment_id": "late"}))
-    assert late.status is BookingStatus.CONFIRMED, "every seat was still free: re-granted"
+    late = ray.get(actor.settle_payment.remote(success(payment)))
+    assert late.booking.status is BookingStatus.CONFIRMED, "every seat was still free: re-granted"
+    assert late.payment.status is PaymentStatus.SUCCEEDED, "the payment came back with its booking"
     ray.kill(actor)
 
 

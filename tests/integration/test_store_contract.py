@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 import time
 from unittest.mock import ANY
 
@@ -13,7 +14,8 @@ from domain.seat_block import SeatBlock
 from domain.venue import Venue
 from domain.errors import StoreUnavailable
 from persistence import Conflict, open_store
-from persistence.records import IdempotencyClaim, LogEvent, LogQuery, Payment
+from domain.payment import Payment, PaymentStatus
+from persistence.records import IdempotencyClaim, LogEvent, LogQuery
 
 VENUE = Venue.grid(2, 4, 10, 2)
 BLOCKS = VENUE.blocks()
@@ -46,10 +48,10 @@ async def test_a_hold_is_stored_and_reloaded_with_its_deadline(store):
     change = seats.hold("b1", alice, [1, 2], now=100.0)
     assert await store.commit_block_changes(0, [change], 4) == set()
     assert await store.claims() == {1: "b1", 2: "b1"}
-    [reloaded] = await store.load_block(0)
-    assert reloaded == change.booking
+    [reloaded], payments = await store.load_block(0)
+    assert reloaded == change.booking and payments == []
     assert reloaded.expires_at == 160.0
-    assert await store.load_block(1) == []
+    assert await store.load_block(1) == ([], [])
 
 
 async def test_confirm_release_and_expiry_update_claims_and_log(store):
@@ -60,7 +62,7 @@ async def test_confirm_release_and_expiry_update_claims_and_log(store):
     later = [seats.confirm("b1", 110.0), seats.cancel("b2", 111.0, bob)] + seats.expire_due(170.0)
     await store.commit_block_changes(0, later, 4)
     assert await store.claims() == {1: "b1"}
-    assert [b.booking_id for b in await store.load_block(0)] == ["b1"]
+    assert [b.booking_id for b in (await store.load_block(0))[0]] == ["b1"]
     assert (await store.booking("b3"))[0].status is BookingStatus.EXPIRED
     types = [e.type for e in await store.query_log(LogQuery(limit=100))]
     assert types == ["hold_expired", "hold_cancelled", "booking_confirmed", "hold_created", "hold_created", "hold_created"]
@@ -148,31 +150,50 @@ async def test_log_filters_and_cursor(store):
     assert (await store.query_log(LogQuery(booking_id="b1")))[0].seat_ids == (1, 2)
 
 
-async def test_payments_and_callbacks_are_recorded_once(store):
+def payment(payment_id: str, booking_id: str, member_id: int, provider: str = "mockpay") -> Payment:
+    return Payment(payment_id, booking_id, member_id, provider, 110000, PaymentStatus.PENDING, 0.0, 0.0)
+
+
+async def test_payments_are_written_with_their_blocks_changes_once(store):
     [alice] = await members(store, 1)
-    payment = Payment("p1", "b1", alice, "mockpay", 110000, "pending", 100.0, 100.0)
-    await store.create_payment(payment, [1])
-    assert await store.payment("p1") == payment
-    assert await store.latest_payment("b1") == payment
-    assert await store.record_payment_result("evt-1", payment, "succeeded", 101.0, {}) is True
-    assert await store.record_payment_result("evt-1", payment, "succeeded", 102.0, {}) is False
-    assert (await store.payment("p1")).status == "succeeded"
-    assert [e.type for e in await store.query_log(LogQuery())] == ["payment_succeeded", "payment_started"]
+    seats = block()
+    await store.commit_block_changes(0, [seats.hold("b1", alice, [1], 100.0)], 4)
+    started = seats.start_payment(payment("p1", "b1", alice), 100.5)
+    await store.commit_block_changes(0, [started], 4)
+    assert await store.payment("p1") == started.payment == replace(payment("p1", "b1", alice), created_at=100.5, updated_at=100.5)
+    assert await store.latest_payment("b1") == started.payment
+    assert (await store.load_block(0))[1] == [started.payment], "a live booking's payments come back with it"
+
+    settled = seats.settle_payment("p1", PaymentStatus.SUCCEEDED, "evt-1", 101.0)
+    await store.commit_block_changes(0, settled, 4)
+    assert (await store.payment("p1")).status is PaymentStatus.SUCCEEDED
+    assert (await store.booking("b1"))[0].status is BookingStatus.CONFIRMED
+    assert [e.type for e in await store.query_log(LogQuery())] == [
+        "booking_confirmed", "payment_succeeded", "payment_started", "hold_created"]
+    assert seats.settle_payment("p1", PaymentStatus.FAILED, "evt-2", 102.0) == [], "the first verdict wins"
+    with pytest.raises(Conflict):  # the last-line guard: an event applied twice
+        await store.commit_block_changes(0, settled[:1], 4)
+    assert await store.payments_of("b1") == [await store.payment("p1")]
 
 
 async def test_a_booking_is_paid_at_most_once(store):
     [alice] = await members(store, 1)
-    first = Payment("p2", "b2", alice, "mockpay", 110000, "pending", 100.0, 100.0)
-    second = Payment("p3", "b2", alice, "fakecard", 110000, "pending", 100.5, 100.5)
-    for payment in (first, second):
-        await store.create_payment(payment, [2])
-    assert await store.record_payment_result("evt-2", first, "succeeded", 101.0, {"payment_id": "p2"}) is True
-    assert await store.record_payment_result("evt-3", second, "succeeded", 102.0, {"payment_id": "p3"}) is True
-    assert [(await store.payment(p)).status for p in ("p2", "p3")] == ["succeeded", "refunded"]
+    seats = block()
+    await store.commit_block_changes(0, [seats.hold("b2", alice, [2], 100.0)], 4)
+    await store.commit_block_changes(0, [seats.start_payment(payment("p2", "b2", alice), 100.2),
+                                         seats.start_payment(payment("p3", "b2", alice, "fakecard"), 100.5)], 4)
+    await store.commit_block_changes(0, seats.settle_payment("p2", PaymentStatus.SUCCEEDED, "evt-2", 101.0), 4)
+    second = seats.settle_payment("p3", PaymentStatus.SUCCEEDED, "evt-3", 102.0)
+    await store.commit_block_changes(0, second, 4)
+    assert [(await store.payment(p)).status for p in ("p2", "p3")] == [PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED]
     assert (await store.latest_payment("b2")).payment_id == "p2", "the booking shows the payment that paid for it"
     assert {b: p.payment_id for b, p in (await store.latest_payments(["b2", "none"])).items()} == {"b2": "p2"}
     [refund] = await store.query_log(LogQuery(type="payment_refunded"))
-    assert refund.detail == {"payment_id": "p3", "refunded_from": "already_paid", "paid_by": "p2"}
+    assert refund.detail == {"payment_id": "p3", "provider": "fakecard", "refunded_from": "already_paid", "paid_by": "p2"}
+    forged = replace(second[0], payment=replace(second[0].payment, event_id="evt-4"))
+    with pytest.raises(Conflict):  # the last-line guard: a second payment settling the booking
+        await store.commit_block_changes(0, [forged], 4)
+    assert (await store.payment("p3")).status is PaymentStatus.REFUNDED
 
 
 async def test_idempotency_keys(store):

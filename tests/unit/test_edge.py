@@ -298,10 +298,10 @@ def test_the_page_policy_allows_what_the_page_loads_and_the_docs_theirs(edge):
 
 def test_the_checkout_page_keeps_its_own_policy(edge):
     from payments import CHECKOUT_PAGE_HEADERS, providers_from_settings
-    from persistence.records import Payment
+    from domain.payment import Payment, PaymentStatus
 
     async def payment_of(provider, payment_id):
-        return Payment(payment_id, "b1", 7, provider, 110000, "pending", 1.0, 1.0)
+        return Payment(payment_id, "b1", 7, provider, 110000, PaymentStatus.PENDING, 1.0, 1.0)
 
     async def no_booking(booking_id):
         return None
@@ -394,12 +394,14 @@ def test_failed_logins_are_throttled_per_username_and_the_owner_gets_back_in(edg
         return alice if username == "alice" else None
 
     edge.service.store = SimpleNamespace(member_by_username=by_username)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)  # a slow hash on a busy machine must not refill the bucket
     guesses = [edge.request("POST", "/api/sessions", json={"username": "alice", "password": f"guess-{n}"}) for n in range(15)]
     assert [g.status_code for g in guesses] == [401] * 5 + [429] * 10
     assert {(g.json()["code"], g.headers["retry-after"]) for g in guesses[5:]} == {("too_many_attempts", "12")}
     assert edge.request("POST", "/api/sessions", json={"username": "bob", "password": "guess"}).status_code == 401
 
-    later = time.time() + 12
+    later = now + 12
     monkeypatch.setattr(time, "time", lambda: later)
     assert edge.request("POST", "/api/sessions", json={"username": "alice", "password": "a-good-password"}).status_code == 200
     assert edge.request("POST", "/api/sessions", json={"username": "alice", "password": "guess-16"}).status_code == 401
