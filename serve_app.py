@@ -3,7 +3,7 @@
     serve run serve_app:app_builder          # settings from ENCORE_* variables
     encore serve                             # the same, plus a local Ray and HAProxy
 
-Nothing here decides anything about bookings; it only wires the pieces together.
+Nothing here decides anything about bookings; it only builds the pieces and wires them together.
 """
 
 from __future__ import annotations
@@ -13,15 +13,53 @@ import asyncio
 from ray import serve
 from ray.serve import Application
 
+from actors.queue import start_queue
+from actors.seat_block import start_block
+from api.auth import Tokens
 from api.edge import create_app
+from api.idempotency import IdempotencyLedger
+from api.queue_view import QueueView
+from api.ratelimit import LoginThrottle, RateLimiter
 from api.routes import use_service
+from api.seatmap import SeatMap
 from api.service import BookingService
 from encore.collector import tune_collector
 from encore.settings import Settings, load_settings
+from payments import MockProviders, providers_from_settings
+from persistence import open_store
 
 edge_app = create_app()
 
 REQUESTS_PER_REPLICA_MAX = 2000
+
+
+def build_service(settings: Settings) -> BookingService:
+    """Every part of a replica, wired: the store, the seat blocks and the queue (found by name
+    if they run already), the replica's seat map and queue view, tokens, limits, providers."""
+    store = open_store(settings.db_url, pool_size=8)
+    blocks = [
+        start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url)
+        for block in settings.venue.blocks()
+    ]
+    queue = start_queue(settings)
+    providers = providers_from_settings(
+        settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
+    )
+    return BookingService(
+        settings,
+        store=store,
+        blocks=blocks,
+        queue=queue,
+        queue_view=QueueView(queue, settings),
+        seat_map=SeatMap(settings.venue, blocks, settings.snapshot_interval_ms),
+        providers=providers,
+        mock_providers=MockProviders(providers, settings.base_url),
+        tokens=Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds,
+                      settings.pollers_remembered_max),
+        rate_limiter=RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas),
+        login_throttle=LoginThrottle(settings.ingress_replicas),
+        idempotency=IdempotencyLedger(store),
+    )
 
 
 @serve.deployment(
@@ -36,7 +74,7 @@ class Ingress:
     """One replica: its own seat-map snapshot, queue summary and hold batcher (docs/DESIGN.md)."""
 
     def __init__(self, settings: Settings):
-        self.service = BookingService(settings)
+        self.service = build_service(settings)
         use_service(self.service)
         tune_collector()
         try:

@@ -396,8 +396,8 @@ async def checkout_page(provider: str, payment_id: str, svc: Service,
 
 @router.post("/pg/{provider}/checkout/{payment_id}", response_model=models.CheckoutOut, tags=["providers"])
 async def checkout(provider: str, payment_id: str, body: models.CheckoutIn, svc: Service):
-    status, delivered = await svc.checkout(provider, payment_id, body.result)
-    return models.CheckoutOut(delivered=delivered, status=status)
+    result = await svc.mock_providers.checkout(await svc.payment_of(provider, payment_id), body.result)
+    return models.CheckoutOut(delivered=result.delivered, status=result.status)
 
 
 @router.post("/api/payments/{provider}/callback", response_model=models.CallbackOut, tags=["payments"],

@@ -1,23 +1,20 @@
 """What one ingress replica does for a request, between the HTTP route and the actors.
 
-It holds the replica's handles (store, blocks, queue), its caches (seat map, queue head)
-and the hold batcher, and turns each use case into actor and store calls. The booking rules
-themselves stay in ``domain``; the routes only translate HTTP to these methods and back.
+``BookingService`` turns each use case into actor and store calls, through the parts it is
+given (store, blocks, queue, the replica's seat map and queue view, tokens, limits) and its
+batchers. The booking and payment rules themselves stay in ``domain``; the routes only
+translate HTTP to these methods and back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 import time
 from dataclasses import dataclass
 
-import httpx
-
-from actors.queue import start_queue
-from actors.seat_block import HoldRequest, Verdict, start_block
+from actors.seat_block import HoldRequest, Verdict
 from api.auth import Caller, Tokens
 from api.batcher import Batcher
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
@@ -27,11 +24,11 @@ from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.seatmap import SeatMap
 from domain.booking import Booking, BookingStatus, new_booking_id
-from domain.payment import Payment, PaymentStatus
 from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks, SeatUnavailable
+from domain.payment import Payment, PaymentStatus
 from encore.settings import Settings
-from payments import CallbackPayload, complete_checkout, providers_from_settings
-from persistence import open_store
+from payments import CallbackPayload, MockProviders, Provider
+from persistence.store import SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -76,33 +73,31 @@ class BookingView:
 
 
 class BookingService:
-    def __init__(self, settings: Settings):
+    """The use cases of one ingress replica. Its parts are built and wired in one place,
+    ``serve_app.build_service``; tests hand it real parts of their own."""
+
+    def __init__(self, settings: Settings, *, store: SqlStore, blocks: list, queue, queue_view: QueueView,
+                 seat_map: SeatMap, providers: dict[str, Provider], mock_providers: MockProviders, tokens: Tokens,
+                 rate_limiter: RateLimiter, login_throttle: LoginThrottle, idempotency: IdempotencyLedger):
         self.settings = settings
         self.venue = settings.venue
         self.prices = settings.price_list
-        self.store = open_store(settings.db_url, pool_size=8)
-        self.blocks = [
-            start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url)
-            for block in self.venue.blocks()
-        ]
-        self.queue = start_queue(settings)
-        self.queue_view = QueueView(self.queue, settings)
-        self.seat_map = SeatMap(self.venue, self.blocks, settings.snapshot_interval_ms)
+        self.store = store
+        self.blocks = blocks
+        self.queue = queue
+        self.queue_view = queue_view
+        self.seat_map = seat_map
+        self.providers = providers
+        self.mock_providers = mock_providers
+        self.tokens = tokens
+        self.rate_limiter = rate_limiter
+        self.login_throttle = login_throttle
+        self.idempotency = idempotency
         self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000)
-        self.holds_refused_by_map = 0
-        self.providers = providers_from_settings(
-            settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
-        )
-        self.tokens = Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds,
-                             settings.pollers_remembered_max)
-        self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas)
-        self.login_throttle = LoginThrottle(settings.ingress_replicas)
-        self.idempotency = IdempotencyLedger(self.store)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max)
-        self.venue_out = venue_out(settings, list(self.providers))
+        self.holds_refused_by_map = 0
+        self.venue_out = venue_out(settings, list(providers))
         self.show_out = show_out(settings)
-        self._rng = random.Random()
-        self._http: httpx.AsyncClient | None = None
         self._background: list[asyncio.Task] = []
 
     def start_background(self) -> None:
@@ -249,17 +244,6 @@ class BookingService:
             amount=self.prices.amount(view.booking.seat_ids), status=PaymentStatus.PENDING, created_at=now, updated_at=now,
         )
         return await self.blocks[view.block_index].start_payment.remote(payment)
-
-    async def checkout(self, provider_name: str, payment_id: str, requested: str) -> tuple[str, bool]:
-        """The mock provider's side of a click on Pay/Fail: decide, then call our own callback."""
-        payment = await self.payment_of(provider_name, payment_id)
-        if self._http is None:
-            self._http = httpx.AsyncClient()
-        result = await complete_checkout(
-            self._http, self.providers[provider_name], f"{self.settings.base_url}/api/payments/{provider_name}/callback",
-            payment.payment_id, payment.booking_id, payment.amount, requested, self._rng,
-        )
-        return result.status, result.delivered
 
     async def payment_callback(self, provider_name: str, payload: CallbackPayload) -> Booking:
         """A provider's verdict (its signature already verified): checked against the payment,

@@ -109,6 +109,7 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
         _cache = start_cache(plan_for(settings.host, settings.port, front_port), binary)
         record_cache()
     ray.init(
+        address="local",  # our own Ray: without it, ray.init joins the newest Ray on this machine
         num_cpus=num_cpus,
         include_dashboard=dashboard,
         object_store_memory=object_store_mb * 1024 * 1024 if object_store_mb else None,

@@ -10,6 +10,7 @@ from payments.errors import (
     SignatureError,
     UnsafeReturnUrl,
 )
+from payments.mock_providers import MockProviders
 from payments.providers import (
     MAX_CALLBACK_BYTES,
     CallbackPayload,
@@ -31,6 +32,7 @@ __all__ = [
     "CallbackPayload",
     "CallbackPayloadError",
     "CheckoutResult",
+    "MockProviders",
     "PaymentError",
     "Provider",
     "ProviderConfigError",

@@ -11,7 +11,6 @@ import asyncio
 import json
 import socket
 import time
-from functools import partial
 from types import SimpleNamespace
 
 import httpx
@@ -21,35 +20,25 @@ from api import routes
 from api.auth import Tokens
 from api.edge import BODY_BYTES_MAX, create_app
 from api.idempotency import IdempotencyLedger
-from api.queue_view import QueueView
-from api.ratelimit import LoginThrottle, RateLimiter
+from api.ratelimit import RateLimiter
 from api.routes import accepts_gzip
-from api.seatmap import SeatMap
-from api.service import BookingService, show_out
+from api.service import BookingService
 from domain.errors import BookingNotFound
 from encore.settings import Settings
 from persistence import open_store
+from tests.unit.replica import replica_service
 
 SETTINGS = Settings(db_url="sqlite:///:memory:", secret_key="edge-test-secret")
 BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}
 UNCOMPRESSED = {"Accept-Encoding": "identity"}
 
 
-def fake_service() -> SimpleNamespace:
-    """What the hot routes touch of a ``BookingService`` short of an actor or a store: a real
-    seat map, queue view, tokens, rate limiter and idempotency checks."""
-    queue_view = QueueView(queue=None, settings=SETTINGS)
-    queue_view.update({"head": 11, "checkpoints": [(11, 1e12)], "rate": 100.0, "drawing": 0, "opened": True,
-                       "opens_at": None, "epoch": 0})
-    service = SimpleNamespace(
-        seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
-        tokens=Tokens(SETTINGS.secret_key, 3600, 600, pollers_remembered_max=16), start_background=lambda: None,
-        rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
-        hold_refusal=lambda seat_ids: None, providers={"mockpay": None}, login_throttle=LoginThrottle(),
-        show_out=show_out(SETTINGS),
-    )
-    service._queue_answer = partial(BookingService._queue_answer, service)
-    service.poll_queue = partial(BookingService.poll_queue, service)
+def fake_service() -> BookingService:
+    """A replica's service short of an actor or a store: a real seat map, queue view, tokens,
+    rate limiter and idempotency checks, and a queue summary as the queue actor would send."""
+    service = replica_service(SETTINGS)
+    service.queue_view.update({"head": 11, "checkpoints": [(11, 1e12)], "rate": 100.0, "drawing": 0, "opened": True,
+                               "opens_at": None, "epoch": 0})
     return service
 
 

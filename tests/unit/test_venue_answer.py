@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from api.models import VenueOut
 from api.service import venue_out
 from encore.settings import Settings
 from tests.unit.page_modules import run_venue_script
+from tests.unit.replica import replica_service
 
 PROVIDERS = ["mockpay", "fakecard"]
 
@@ -36,7 +36,7 @@ def test_block_rows_is_the_venues_split(block_rows, expected):
 
 
 def test_the_route_sends_block_rows():
-    service = SimpleNamespace(venue_out=venue_out(settings(block_rows=4), PROVIDERS), start_background=lambda: None)
+    service = replica_service(settings(block_rows=4))
     routes.use_service(service)
     try:
         async def get() -> httpx.Response:
