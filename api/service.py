@@ -247,19 +247,19 @@ class BookingService:
 
     async def payment_callback(self, provider_name: str, payload: CallbackPayload) -> Booking:
         """A provider's verdict (its signature already verified): checked against the payment,
-        answered from the store when the payment already had its verdict, else decided by the
-        booking's block; a paid booking frees its member's place in the queue."""
+        answered from the store when the payment already had its verdict (a repeated delivery),
+        else decided by the booking's block; a paid booking frees its member's queue place."""
         payment = await self.payment_of(provider_name, payload.payment_id)
         if payload.booking_id != payment.booking_id or payload.amount != payment.amount:
             raise ApiError(422, "payment_mismatch", "the callback does not match the payment (booking or amount)")
         view = await self.booking(payment.booking_id, payment.member_id, is_admin=True)
-        if payment.status is not PaymentStatus.PENDING:
-            return view.booking
-        verdict = Verdict(payment.payment_id, payment.booking_id, PaymentStatus(payload.status), payload.event_id)
-        settled = await self.blocks[view.block_index].settle_payment.remote(verdict)
-        if settled.payment.settles_booking:
+        booking = view.booking
+        if payment.status is PaymentStatus.PENDING:
+            verdict = Verdict(payment.payment_id, payment.booking_id, PaymentStatus(payload.status), payload.event_id)
+            booking, payment = await self.blocks[view.block_index].settle_payment.remote(verdict)
+        if payment.settles_booking:  # again on a repeated delivery, in case the queue missed it
             await self.queue.complete.remote(payment.member_id)
-        return settled.booking
+        return booking
 
     async def payment_of(self, provider_name: str, payment_id: str) -> Payment:
         payment = await self.store.payment(payment_id) if len(payment_id) <= 32 else None
