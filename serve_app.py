@@ -34,14 +34,18 @@ REQUESTS_PER_REPLICA_MAX = 2000
 
 
 def build_service(settings: Settings) -> BookingService:
-    """Every part of a replica, wired: the store, the seat blocks and the queue (found by name
-    if they run already), the replica's seat map and queue view, tokens, limits, providers."""
-    store = open_store(settings.db_url, pool_size=8)
+    """A replica's service on the real actors: the seat blocks and the queue are found by name
+    if they run already, and started otherwise."""
     blocks = [
         start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url)
         for block in settings.venue.blocks()
     ]
-    queue = start_queue(settings)
+    return wire(settings, open_store(settings.db_url, pool_size=8), blocks, start_queue(settings))
+
+
+def wire(settings: Settings, store, blocks: list, queue) -> BookingService:
+    """Every part of a replica, built around its store and actors: the replica's seat map and
+    queue view, tokens, limits and payment providers."""
     providers = providers_from_settings(
         settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
     )
