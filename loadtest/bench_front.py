@@ -42,7 +42,6 @@ VARIANTS = {  # name: (nbthread, access log, disconnect header)
     "1 thread": (1, True, False),
     "no access log": (4, False, False),
     "disconnect header": (4, True, True),
-    "1 thread, no log, header": (1, False, True),
 }
 
 
@@ -75,7 +74,7 @@ def variant_config(generated: str, port: int, threads: int, access_log: bool, di
     if not access_log:
         text = re.sub(r"\n    log [0-9./:]+ local0 info", "", text)
     if disconnect_header:
-        text = text.replace("frontend http_frontend\n", "frontend http_frontend\n" + DISCONNECT_HEADER, 1)
+        text = re.sub(r"(frontend http_frontend\n    bind [^\n]+\n)", lambda m: m.group(1) + DISCONNECT_HEADER, text)
     return text
 
 
