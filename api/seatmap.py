@@ -4,11 +4,11 @@ A read never waits on an actor. The replica keeps one question open per block, "
 once they differ from the version I have", which the block answers at its next change (or
 after ``FOLLOW_WAIT_SECONDS`` with nothing). Each answer is spliced in and gives the map a new
 version (its ETag); the JSON body and its gzip are rendered once, at the first read of that
-version, and thousands of reads then share those bytes. Seats taken
-are answered at most once per ``interval``, so a busy sale costs a block five calls a second
-per replica and a quiet hall almost nothing; seats released are answered at once. So while a
-block's question is open (``current``), a seat this map shows taken is taken, but for one
-released in the moment the news takes to arrive: holds for it can be refused here.
+version, and thousands of reads then share those bytes. Seats taken are answered at most once
+per ``interval``, so a busy sale costs a block five calls a second per replica and a quiet
+hall almost nothing; seats released are answered at once. So while a block's question is open
+(``current``), a seat this map shows taken is taken, but for one released in the moment the
+news takes to arrive: holds for it can be refused here.
 """
 
 from __future__ import annotations
