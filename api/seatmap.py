@@ -2,12 +2,13 @@
 
 A read never waits on an actor. The replica keeps one question open per block, "your seats,
 once they differ from the version I have", which the block answers at its next change (or
-after ``FOLLOW_WAIT_SECONDS`` with nothing). Each answer is spliced in and the JSON body, its
-gzip and its ETag are rendered once; thousands of reads then share those bytes. Seats taken
-are answered at most once per ``interval``, so a busy sale costs a block five calls a second
-per replica and a quiet hall almost nothing; seats released are answered at once. So while a
-block's question is open (``current``), a seat this map shows taken is taken, but for one
-released in the moment the news takes to arrive: holds for it can be refused here.
+after ``FOLLOW_WAIT_SECONDS`` with nothing). Each answer is spliced in and gives the map a new
+version (its ETag); the JSON body and its gzip are rendered once, at the first read of that
+version, and thousands of reads then share those bytes. Seats taken are answered at most once
+per ``interval``, so a busy sale costs a block five calls a second per replica and a quiet
+hall almost nothing; seats released are answered at once. So while a block's question is open
+(``current``), a seat this map shows taken is taken, but for one released in the moment the
+news takes to arrive: holds for it can be refused here.
 """
 
 from __future__ import annotations
@@ -39,14 +40,28 @@ class SeatMap:
         self._render()
 
     def _render(self) -> None:
+        """A new version for the seats as they are now. The bytes are made when first read: a
+        busy sale changes the map up to five times a second per block, while behind the HTTP
+        cache a replica is asked for it about once a second."""
         digest = hashlib.blake2b(self._status, digest_size=8).hexdigest()
         self.version = digest
         self.etag = f'"{digest}"'
-        self.body = json.dumps({"version": digest, "status": self._status.decode("ascii")}).encode()
-        # the map is mostly long runs of one letter: gzip makes 15 KB a few hundred bytes, sent
-        # to 200,000 pollers; compressed once here, like a CDN would, never per request
-        self.body_gzip = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
         self.etag_gzip = f"W/{self.etag}"
+        self._body = self._body_gzip = None
+
+    @property
+    def body(self) -> bytes:
+        if self._body is None:
+            self._body = json.dumps({"version": self.version, "status": self._status.decode("ascii")}).encode()
+        return self._body
+
+    @property
+    def body_gzip(self) -> bytes:
+        # the map is mostly long runs of one letter: gzip makes 15 KB a few hundred bytes, sent
+        # to every reader; compressed once per version, like a CDN would, never per request
+        if self._body_gzip is None:
+            self._body_gzip = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+        return self._body_gzip
 
     def status(self) -> bytes:
         return bytes(self._status)

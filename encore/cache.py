@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,20 @@ def _user_exists(name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+# The headers of every request passed to Serve. nginx inherits a level's ``proxy_set_header``
+# only where a location sets none of its own, so the cached locations (which set
+# Accept-Encoding) repeat these.
+UPSTREAM_HEADERS = """proxy_set_header Connection "";
+proxy_set_header Host $http_host;
+proxy_set_header X-Real-IP $remote_addr;
+proxy_set_header X-Forwarded-For $remote_addr;
+proxy_set_header X-Forwarded-Proto $scheme;
+# Serve wraps each request in tasks that watch for the client leaving; the cache keeps its
+# upstream connections, and a hold or payment is better finished anyway
+proxy_set_header X-Request-Disconnect-Disabled "?1";
+"""
 
 
 def _problem_location(name: str, problem: Problem) -> str:
@@ -210,15 +225,7 @@ http {{
         add_header X-Cache $from_cache always;
 
         proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $remote_addr;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        # Serve wraps each request in tasks that watch for the client leaving; the cache
-        # keeps its upstream connections, and a hold or payment is better finished anyway
-        proxy_set_header X-Request-Disconnect-Disabled "?1";
-        proxy_buffering on;
+{textwrap.indent(UPSTREAM_HEADERS, " " * 8)}        proxy_buffering on;
         proxy_read_timeout 60s;
 
 {error_pages}
@@ -249,7 +256,7 @@ def render_cached_location(plan: CachePlan, live: bool) -> str:
 proxy_pass http://serve_front;
 proxy_cache encore;
 proxy_cache_key $uri|$encoding_variant;
-proxy_set_header Accept-Encoding $encoding_variant;
+{UPSTREAM_HEADERS}proxy_set_header Accept-Encoding $encoding_variant;
 proxy_cache_valid 200 {FRESH_SECONDS}s;
 proxy_cache_lock on;
 proxy_cache_lock_timeout 5s;

@@ -147,12 +147,15 @@ AREAS = (  # where a replica's CPU goes, by the module of the function on top of
 )
 
 
-def read_profiles(work: Path) -> dict | None:
-    """py-spy raw stacks of the replicas (GIL holders only): self time by area, and the heaviest functions."""
+PROFILE_TITLES = {"replica": "ingress replicas", "block": "seat blocks", "queue": "queue actor"}
+
+
+def read_profiles(work: Path, tag: str) -> dict | None:
+    """py-spy raw stacks of one kind of process (GIL holders only): self time by area, and the heaviest functions."""
     areas: Counter = Counter()
     functions: Counter = Counter()
     total = 0
-    files = sorted(work.glob("py-spy-replica-*.txt"))
+    files = sorted(work.glob(f"py-spy-{tag}-*.txt"))
     for path in files:
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
@@ -168,7 +171,7 @@ def read_profiles(work: Path) -> dict | None:
             total += count
     if not total:
         return None
-    return {"replicas": len(files), "samples": total,
+    return {"processes": len(files), "samples": total,
             "areas": [(a, c / total) for a, c in areas.most_common()],
             "functions": [(f, c / total) for f, c in functions.most_common(12)]}
 
@@ -355,7 +358,7 @@ def build(work: Path, out_dir: Path) -> dict:
         "cpu_at_rest": cpu_by_process(work, idle["start"] + 1, idle["end"]) if idle else [],
         "cpu_by_process": cpu_by_process(work, begin, end),
         "rss_by_process": rss_by_process(work, begin, end),
-        "replica_profile": read_profiles(work),
+        "profiles": {tag: read_profiles(work, tag) for tag in PROFILE_TITLES},
         "figures": figures, "integrity": integrity, "passed_integrity": passed_integrity,
         "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in targets],
         "endpoints": endpoints, "ceilings": ceilings, "peak_memory": peak, "cpu_seconds": cpu,
@@ -628,10 +631,11 @@ def render(summary: dict, run: dict, plots: list[str], begin: float) -> str:
         lines += ["", "Memory (RSS) of each kind of service process when the sale began and when it ended:", "",
                   "| process | RSS at the start | RSS at the end |", "|---|---:|---:|"]
         lines += [f"| `{kind}` | {mib(a)} | {mib(b)} |" for kind, a, b in summary["rss_by_process"] if max(a, b) >= 20 * 2**20]
-    profile = summary.get("replica_profile")
-    if profile:
-        lines += ["", f"Where the ingress replica's Python thread spends its CPU (py-spy, GIL holders only, "
-                  f"{profile['samples']:,} samples over {profile['replicas']} replica(s), self time by the module on top of the stack):", "",
+    for tag, profile in (summary.get("profiles") or {}).items():
+        if not profile:
+            continue
+        lines += ["", f"Where the Python thread of the {PROFILE_TITLES[tag]} spends its CPU (py-spy, GIL holders only, "
+                  f"{profile['samples']:,} samples over {profile['processes']} process(es), self time by the module on top of the stack):", "",
                   "| area | share |", "|---|---:|"]
         lines += [f"| {area} | {share:.0%} |" for area, share in profile["areas"]]
         lines += ["", "| heaviest functions (self time) | share |", "|---|---:|"]

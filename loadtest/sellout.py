@@ -361,22 +361,30 @@ def _stop(process: subprocess.Popen) -> None:
         pass
 
 
-def profile_replicas(service_pid: int, work: Path, delay: float, seconds: int, stop: threading.Event) -> None:
-    """py-spy (if installed) on every ingress replica for ``seconds``, ``delay`` into the sale; GIL holders only,
-    so the samples are where the replica's one Python thread spends its CPU."""
+PROFILED = {"replica": "ServeReplica", "block": "SeatBlockActor", "queue": "QueueActor"}  # file tag: process title
+
+
+def profile_processes(service_pid: int, work: Path, delay: float, seconds: int, stop: threading.Event) -> None:
+    """py-spy (if installed) on every ingress replica, seat block and the queue actor for ``seconds``,
+    ``delay`` into the sale; GIL holders only, so the samples are where each one's Python thread
+    spends its CPU. The blocks are many: they are sampled at a lower rate, so py-spy itself takes
+    little from the sale."""
     py_spy = Path(sys.executable).with_name("py-spy")
     if not py_spy.exists() or stop.wait(delay):
         return
-    replicas = []
+    targets = []
     for process in psutil.Process(service_pid).children(recursive=True):
         try:
-            if "ServeReplica" in " ".join(process.cmdline()[:1]):
-                replicas.append(process.pid)
+            title = " ".join(process.cmdline()[:1])
         except psutil.Error:
-            pass
-    runs = [subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
-                              "--gil", "--nonblocking", "--format", "raw", "--output", str(work / f"py-spy-replica-{pid}.txt")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in replicas]
+            continue
+        tag = next((tag for tag, name in PROFILED.items() if f"::{name}" in title), None)
+        if tag is not None:
+            targets.append((tag, process.pid))
+    runs = [subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--duration", str(seconds),
+                              "--rate", "50" if tag == "block" else "200", "--gil", "--nonblocking", "--format", "raw",
+                              "--output", str(work / f"py-spy-{tag}-{pid}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for tag, pid in targets]
     for run in runs:
         try:
             run.wait(timeout=seconds + 60)
@@ -505,7 +513,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=None, help="raw data (default: reports/sellout-<time>)")
     parser.add_argument("--report-dir", type=Path, default=None, help="report.md + PNGs (default: the work dir)")
     parser.add_argument("--profile-seconds", type=int, default=30,
-                        help="py-spy the ingress replicas for this long during the sale (0: no profile)")
+                        help="py-spy the ingress replicas, seat blocks and queue actor for this long during the sale (0: no profile)")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database for inspection")
     parser.add_argument("--login-every-person", action="store_true",
                         help="every person logs in (argon2id) instead of only the first person of each locust user")
@@ -600,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             ticker = threading.Thread(target=progress, args=(work, phase_start, stop_progress, seats), daemon=True)
             ticker.start()
             if args.profile_seconds:
-                threading.Thread(target=profile_replicas, daemon=True, args=(
+                threading.Thread(target=profile_processes, daemon=True, args=(
                     service.process.pid, work, min(90.0, args.time_limit / 3), args.profile_seconds, stop_progress)).start()
             try:
                 run["phases"].append(run_locust("sellout", ["Buyer", "Reader", "StaticProbe"], args.users, args.spawn_rate,

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from encore.cache import (CACHED_EXACT_PATHS, CachePlan, nginx_binary, render_cached_location, render_config,
-                          render_starting_gate)
+from encore.cache import (CACHED_EXACT_PATHS, UPSTREAM_HEADERS, CachePlan, nginx_binary, render_cached_location,
+                          render_config, render_starting_gate)
 
 
 @pytest.fixture
@@ -30,6 +30,17 @@ def test_an_answer_to_a_member_is_never_stored_and_the_client_address_is_overwri
     config = render_config(plan)
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in config, "set, never appended to what the client sent"
     assert "proxy_set_header X-Real-IP $remote_addr;" in config
+
+
+def test_the_cached_locations_send_serve_the_same_headers_as_the_others(plan):
+    """A location with a ``proxy_set_header`` of its own inherits none from the server: the
+    cache's refreshes went to Serve without keep-alive, the client's address or the header
+    that spares Serve its disconnect-watching tasks."""
+    for live in (True, False):
+        cached = render_cached_location(plan, live)
+        for header in ('Connection "";', "X-Forwarded-For $remote_addr;", 'X-Request-Disconnect-Disabled "?1";'):
+            assert f"proxy_set_header {header}" in cached
+    assert UPSTREAM_HEADERS.splitlines()[0].strip() in render_config(plan)
 
 
 def test_misses_are_collapsed_and_stale_copies_served_while_updating(plan):

@@ -97,6 +97,20 @@ def test_a_changed_map_is_sent_again(edge):
     assert answer.status_code == 200 and answer.json()["status"][0] == "S" and answer.headers["etag"] != etag
 
 
+def test_a_map_read_before_a_change_is_rendered_again_after_it(edge):
+    """The bytes are made at the first read of a version: a read of the old version must not
+    leave them behind for the next."""
+    seat_map = edge.service.seat_map
+    before = {name: edge.request("GET", "/api/seats", headers=headers).json()["status"]
+              for name, headers in (("gzip", BROWSER), ("identity", UNCOMPRESSED))}
+    taken = "S" if before["identity"][1] != "S" else "H"
+    seat_map._status[1:2] = taken.encode()
+    seat_map._render()
+    for headers in (BROWSER, UNCOMPRESSED):
+        answer = edge.request("GET", "/api/seats", headers=headers)
+        assert answer.json()["status"][1] == taken and answer.json()["version"] == seat_map.version
+
+
 def test_a_poll_is_answered_from_the_ticket(edge):
     tokens = edge.service.tokens
     session = {"Authorization": f"Bearer {tokens.session(7, 'user')}"}
