@@ -82,13 +82,15 @@ class BookingService:
         self.prices = settings.price_list
         self.store = open_store(settings.db_url, pool_size=8)
         self.blocks = [
-            start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url)
+            start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url,
+                        settings.journal_changes_max)
             for block in self.venue.blocks()
         ]
         self.queue = start_queue(settings)
         self.queue_view = QueueView(self.queue, settings)
         self.seat_map = SeatMap(self.venue, self.blocks, settings.snapshot_interval_ms)
-        self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000)
+        self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000,
+                             settings.batch_waiting_max)
         self.holds_refused_by_map = 0
         self.providers = providers_from_settings(
             settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
@@ -97,8 +99,8 @@ class BookingService:
                              settings.pollers_remembered_max)
         self.rate_limiter = RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas)
         self.login_throttle = LoginThrottle(settings.ingress_replicas)
-        self.idempotency = IdempotencyLedger(self.store)
-        self.joins = Batcher(self._join_batch, settings.hold_batch_max)
+        self.idempotency = IdempotencyLedger(self.store, settings.batch_waiting_max)
+        self.joins = Batcher(self._join_batch, settings.hold_batch_max, waiting_max=settings.batch_waiting_max)
         self.venue_out = venue_out(settings, list(self.providers))
         self.show_out = show_out(settings)
         self._rng = random.Random()
