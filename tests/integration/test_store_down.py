@@ -1,8 +1,10 @@
 """While the store does not answer, what waits for it in memory stays bounded, refusals come
 at once and change nothing, and service comes back when the store does (issue 14, "Faults").
 
-The seat block and queue actors run in this process (their plain classes, no Ray) on SQLite,
-with the store's writes behind a gate the test holds shut: a store that hangs.
+The seat block and queue actors run in this process (their plain classes, no Ray): on SQLite
+with the store's writes behind a gate the test holds shut (a store that hangs), and on
+MariaDB through a TCP proxy the test cuts (a store that went away, as the driver sees it: the
+machine's MariaDB is shared, so it is never the one stopped).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from domain.errors import StoreUnavailable
 from domain.venue import Venue
 from encore.settings import Settings
 from persistence import open_store
+from tests.integration.conftest import insert_members
 
 BLOCK = Venue.grid(sections=1, rows=4, cols=10, block_rows=4).blocks()[0]
 JOURNAL_MAX = 6
@@ -158,3 +161,93 @@ async def test_the_queue_stands_still_at_its_log_bound_and_moves_again_after(db)
     assert actor._events == []
     assert not any(isinstance(j, StoreUnavailable) for j in await actor.join_many(people[5:8])), "joins again"
     actor._loop.cancel()
+
+
+class CuttableProxy:
+    """127.0.0.1:<port> → the MariaDB server; ``cut()`` drops every connection and refuses new
+    ones until ``restore()``, as a killed server looks to its clients."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.up = True
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader, writer) -> None:
+        if not self.up:
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers |= {writer, upstream_writer}
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+
+    async def _pipe(self, reader, writer) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            self._writers.discard(writer)
+
+    def cut(self) -> None:
+        self.up = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self._server.close()
+
+
+@pytest.mark.mysql
+async def test_on_mariadb_a_store_gone_refuses_holds_fast_keeps_confirmations_and_comes_back(make_mysql_database):
+    from urllib.parse import urlparse
+
+    url = make_mysql_database()
+    people = await asyncio.to_thread(lambda: (asyncio.run(migrate_only(url)), insert_members(url, 3))[1])
+    server = urlparse(url)
+    proxy = CuttableProxy(server.port or 3306)
+    through_proxy = url.replace(f"{server.hostname}:{server.port or 3306}", f"127.0.0.1:{await proxy.start()}")
+    actor = SeatBlockActor(BLOCK, 60, 4, through_proxy, journal_changes_max=JOURNAL_MAX)
+    try:
+        [paid] = await actor.hold_many(one_seat_holds(people[:1], 0))
+        assert isinstance(paid, Booking)
+
+        proxy.cut()
+        started = time.monotonic()
+        [refused] = await actor.hold_many(one_seat_holds(people[1:2], 1))
+        assert isinstance(refused, StoreUnavailable) and time.monotonic() - started < 5, refused
+        assert seats_taken(actor) == 1, "the refused hold holds nothing"
+        confirming = asyncio.ensure_future(actor.confirm(paid.booking_id, {"payment_id": "p1"}))
+        await asyncio.sleep(1.0)
+        assert not confirming.done(), "a payment that succeeded waits for the store, kept in memory"
+        [while_retrying] = await asyncio.wait_for(actor.hold_many(one_seat_holds(people[2:3], 2)), 3.0)
+        assert isinstance(while_retrying, StoreUnavailable) and seats_taken(actor) == 1
+
+        proxy.restore()
+        confirmed = await asyncio.wait_for(confirming, 10)
+        assert confirmed.status.value == "confirmed"
+        [again] = await asyncio.wait_for(actor.hold_many(one_seat_holds(people[1:2], 1)), 10)
+        assert isinstance(again, Booking), "served again once the store is back"
+        claims = await stored_claims(url)
+        assert claims == {BLOCK.first_seat_id: paid.booking_id, BLOCK.first_seat_id + 1: again.booking_id}
+    finally:
+        actor._expiry.cancel()
+        await actor._store.close()
+        proxy.close()
+
+
+async def migrate_only(url: str) -> None:
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
