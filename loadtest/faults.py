@@ -357,6 +357,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the finally below still ends MariaDB
     faults = [f for f in args.faults.split(",") if f]
     assert set(faults) <= set(FAULTS), f"faults are some of {FAULTS}"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
