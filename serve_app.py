@@ -22,6 +22,7 @@ from encore.settings import Settings, load_settings
 edge_app = create_app()
 
 REQUESTS_PER_REPLICA_MAX = 2000
+READY_SECONDS_MAX = 20  # within Serve's health-check timeout (30 s)
 
 
 @serve.deployment(
@@ -46,7 +47,11 @@ class Ingress:
             pass
 
     async def check_health(self) -> None:
+        """Serve routes nothing to a new replica before its first health check passes: so not
+        before its seat map is loaded (a replica started after a crash would otherwise answer
+        for a moment with every seat free). Once loaded, the map stays: later checks return at once."""
         self.service.start_background()
+        await self.service.until_ready(READY_SECONDS_MAX)
 
 
 def build(settings: Settings) -> Application:

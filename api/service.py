@@ -116,6 +116,19 @@ class BookingService:
                 asyncio.create_task(self._purge_idempotency_forever()),
             ]
 
+    @property
+    def ready(self) -> bool:
+        """The seat map and the queue summary are loaded; before that the map shows every seat free."""
+        return self.seat_map.fresh.is_set() and self.queue_view.summary is not None
+
+    async def until_ready(self, seconds: float) -> None:
+        """Wait until ``ready``, at most ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while not self.ready:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the seat map or the queue summary was not loaded within {seconds:.0f} s")
+            await asyncio.sleep(0.05)
+
     async def _purge_idempotency_forever(self) -> None:
         """Keys are kept 24 hours; older ones are deleted once an hour."""
         while True:

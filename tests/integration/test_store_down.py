@@ -23,6 +23,8 @@ from domain.venue import Venue
 from encore.settings import Settings
 from persistence import open_store
 from tests.integration.conftest import insert_members
+from tests.integration.test_block_race import stored_claims
+from tests.integration.test_block_recovery import prepare
 
 BLOCK = Venue.grid(sections=1, rows=4, cols=10, block_rows=4).blocks()[0]
 JOURNAL_MAX = 6
@@ -58,14 +60,6 @@ async def members(db_url: str, count: int) -> list[int]:
     made = [await store.create_member(f"m{n}", f"m{n}", "-", "user", 0.0) for n in range(count)]
     await store.close()
     return [member.id for member in made]
-
-
-async def stored_claims(db_url: str) -> dict[int, str]:
-    store = open_store(db_url)
-    try:
-        return await store.claims()
-    finally:
-        await store.close()
 
 
 @pytest.fixture
@@ -214,7 +208,7 @@ async def test_on_mariadb_a_store_gone_refuses_holds_fast_keeps_confirmations_an
     from urllib.parse import urlparse
 
     url = make_mysql_database()
-    people = await asyncio.to_thread(lambda: (asyncio.run(migrate_only(url)), insert_members(url, 3))[1])
+    people = await asyncio.to_thread(lambda: (asyncio.run(prepare(url)), insert_members(url, 3))[1])
     server = urlparse(url)
     proxy = CuttableProxy(server.port or 3306)
     through_proxy = url.replace(f"{server.hostname}:{server.port or 3306}", f"127.0.0.1:{await proxy.start()}")
@@ -245,9 +239,3 @@ async def test_on_mariadb_a_store_gone_refuses_holds_fast_keeps_confirmations_an
         actor._expiry.cancel()
         await actor._store.close()
         proxy.close()
-
-
-async def migrate_only(url: str) -> None:
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
