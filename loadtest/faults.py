@@ -306,7 +306,7 @@ def audit_faults(database: str, records: Records, work: Path, url: str) -> dict:
         events: dict[str, dict[str, float]] = {}
         for booking_id, kind, at in cursor.fetchall():
             events.setdefault(booking_id, {})[kind] = at
-    deadline_moved = [b for b, deadline in records.holds.items() if b in bookings and abs(bookings[b][1] - deadline) > 0.001]
+    deadline_moved = [b for b, deadline in records.holds.items() if b in bookings and abs(bookings[b][1] - deadline) > 0.002]  # shown in ms
     expired_early = [b for b, (status, deadline) in bookings.items()
                      if status == "expired" and events.get(b, {}).get("hold_expired", deadline) < deadline]
     held_past_deadline = [b for b, (status, deadline) in bookings.items() if status == "held" and deadline < now - 2]
@@ -366,13 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="encore-faults-mariadb-"))
     mariadb = PrivateMariaDB(folder, args.mariadb_port)
     log(f"private MariaDB on 127.0.0.1:{args.mariadb_port} in {folder}")
-    mariadb.install()
-    mariadb.start()
     sellout.MYSQL_SERVER = mariadb.url  # sellout's helpers (members, sessions, audit) read this server
     database = "encore_faults"
     results: list[dict] = []
     service = None
     try:
+        mariadb.install()
+        mariadb.start()
         db_url = create_database(database)
         migrate(db_url)
         members = args.sections * 1000 + 2000
