@@ -39,7 +39,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -238,7 +237,7 @@ def kill_one(service_pid: int, command_start: str) -> str:
         raise RuntimeError(f"no process of the service starts with {command_start!r}")
     victim = random.choice(found)
     os.kill(victim.pid, signal.SIGKILL)
-    return f"pid {victim.pid} ({victim.command[:60]})"
+    return f"pid {victim.pid} ({victim.command[:60].strip()})"
 
 
 @dataclass
@@ -424,7 +423,10 @@ async def sale(run: Run, faults: list[str], args, sessions: list[str], records: 
             await asyncio.sleep(0.2)
         ended = time.time()
         back, failed = back_after(records, fault_at, ended)
-        by_code = Counter(f"{status} {code}".strip() for _, _, _, status, code in records.failures(fault_at, ended))
+        by_code: dict[str, list] = {}  # "status code" → [count, the slowest of those answers in seconds]
+        for started, answered, _, status, code in records.failures(fault_at, ended):
+            seen = by_code.setdefault(f"{status} {code}".strip(), [0, 0.0])
+            seen[0], seen[1] = seen[0] + 1, max(seen[1], answered - started)
         requests = sum(1 for r in records.requests if fault_at <= r[0] < ended)
         log(f"{fault}: {failed} of {requests} requests failed {dict(by_code)}; back after {back:.1f} s; auditing …")
         found = await asyncio.to_thread(audit_faults, database, records, run.work, run.service.url)
@@ -447,13 +449,13 @@ def render(results: list[dict], args) -> str:
         f"`{command}`, {at}: {args.sections * 1000:,} seats, {args.buyers} buyers at a time (join, hold 1–2 seats, "
         f"pay; {args.abandon:.0%} of holds left to expire, holds of {args.hold_seconds:.0f} s), {args.replicas} ingress "
         f"replicas, a private MariaDB. Each fault in turn during the sale; failed = answered 5xx or not at all; "
-        "back = from the fault until the first hold answered after the last failure. The audit runs after "
+        "(≤ the slowest of those answers); back = from the fault until the first hold answered after the last failure. The audit runs after "
         "each fault with the buyers paused, over everything sold so far.", "",
         "| fault | requests | failed | by status and code | back after | audit |",
         "|---|---:|---:|---|---:|---|",
     ]
     for r in results:
-        codes = ", ".join(f"{k} ×{v}" for k, v in sorted(r["by_code"].items())) or "—"
+        codes = ", ".join(f"{k} ×{n} (≤ {slowest:.2f} s)" for k, (n, slowest) in sorted(r["by_code"].items())) or "—"
         lines.append(f"| {r['fault']}: {r['what']} | {r['requests']:,} | {r['failed']:,} | {codes} | "
                      f"{r['back_s']:.1f} s | {'passed' if r['passed'] else '**failed**'} |")
     lines += ["", "The audit after each fault:", "",
