@@ -48,8 +48,8 @@ class Ingress:
 
     async def check_health(self) -> None:
         """Serve routes nothing to a new replica before its first health check passes: so not
-        before its seat map is loaded (a replica started after a crash would otherwise answer
-        for a moment with every seat free). Once loaded, the map stays: later checks return at once."""
+        before its seat map is loaded (until then the map shows every seat free, and a replica
+        started after a crash could answer so). Once loaded, the map stays: later checks return at once."""
         self.service.start_background()
         await self.service.until_ready(READY_SECONDS_MAX)
 

@@ -449,7 +449,7 @@ def render(results: list[dict], args) -> str:
         f"`{command}`, {at}: {args.sections * 1000:,} seats, {args.buyers} buyers at a time (join, hold 1–2 seats, "
         f"pay; {args.abandon:.0%} of holds left to expire, holds of {args.hold_seconds:.0f} s), {args.replicas} ingress "
         f"replicas, a private MariaDB. Each fault in turn during the sale; failed = answered 5xx or not at all; "
-        "(≤ the slowest of those answers); back = from the fault until the first hold answered after the last failure. The audit runs after "
+        "(≤ s: the slowest of those answers); back = from the fault until the first hold answered after the last failure. The audit runs after "
         "each fault with the buyers paused, over everything sold so far.", "",
         "| fault | requests | failed | by status and code | back after | audit |",
         "|---|---:|---:|---|---:|---|",

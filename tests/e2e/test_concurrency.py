@@ -354,9 +354,9 @@ def replica_pid(upstream: str) -> str:
 
 def test_a_replica_killed_with_sigkill_is_replaced_and_never_answers_a_map_without_the_holds(service, starts):
     """Straight to Serve's front (no cache): the other replica answers meanwhile, a new one
-    takes the dead one's place, and no answer ever shows a held seat free. A new replica's map
-    shows every seat free until it is loaded: without the health check that waits for it,
-    Serve routes reads to it at once."""
+    takes the dead one's place, and no answer ever shows a held seat free (a new replica's map
+    shows every seat free until it is loaded; tests/unit/test_replica_health.py checks that
+    its health check waits for it)."""
     person = Person(service)
     person.queue_until_admitted(60)
     seats = [starts[14] + 600, starts[14] + 601]
