@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lock bench bench-core bench-http bench-queue bench-cache-choice mysql browser wrk cache clean
+.PHONY: run test test-fast lock bench bench-core bench-http bench-queue bench-cache-choice bench-faults mysql browser wrk cache clean
 
 # constraints.txt pins every package to the release tested, so a clone installs what CI ran.
 $(STAMP): pyproject.toml constraints.txt
@@ -68,6 +68,11 @@ wrk:
 
 bench: $(STAMP) mysql cache
 	$(BIN)/python -m loadtest.sellout
+
+## A sale with faults injected in turn (a block, a replica, the queue actor, MariaDB, the whole
+## service), each audited; MariaDB is a private mariadbd of its own on port 13306.
+bench-faults: $(STAMP) cache
+	$(BIN)/python -m loadtest.faults --report docs/bench/faults.md
 
 clean:
 	rm -rf $(VENV) data reports .pytest_cache .hypothesis

@@ -31,13 +31,15 @@ from persistence import open_store
 edge_app = create_app()
 
 REQUESTS_PER_REPLICA_MAX = 2000
+READY_SECONDS_MAX = 20  # within Serve's health-check timeout (30 s)
 
 
 def build_service(settings: Settings) -> BookingService:
     """A replica's service on the real actors: the seat blocks and the queue are found by name
     if they run already, and started otherwise."""
     blocks = [
-        start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url)
+        start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url,
+                    settings.journal_changes_max)
         for block in settings.venue.blocks()
     ]
     return wire(settings, open_store(settings.db_url, pool_size=8), blocks, start_queue(settings))
@@ -62,7 +64,7 @@ def wire(settings: Settings, store, blocks: list, queue) -> BookingService:
                       settings.pollers_remembered_max),
         rate_limiter=RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas),
         login_throttle=LoginThrottle(settings.ingress_replicas),
-        idempotency=IdempotencyLedger(store),
+        idempotency=IdempotencyLedger(store, settings.batch_waiting_max),
     )
 
 
@@ -88,7 +90,11 @@ class Ingress:
             pass
 
     async def check_health(self) -> None:
+        """Serve routes nothing to a new replica before its first health check passes: so not
+        before its seat map is loaded (until then the map shows every seat free, and a replica
+        started after a crash could answer so). Once loaded, the map stays: later checks return at once."""
         self.service.start_background()
+        await self.service.until_ready(READY_SECONDS_MAX)
 
 
 def build(settings: Settings) -> Application:

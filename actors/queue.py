@@ -17,6 +17,11 @@ snapshot of 200,000 people is 3 MB and about 0.2 s of CPU: saved every ~4 s). It
 from the store on restart; tickets stay valid across a restart because they carry their own
 number, and the joins and admissions since the last save are the only thing a restart can
 forget.
+
+The room's log events wait in memory until the store takes them. While ``queue_events_max``
+of them wait (the store down), the room stands still: joins are refused ``store_unavailable``
+and nobody is admitted, since an admission the log never hears of would be a change without
+its event. It moves again once the store has taken them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import time
 
 import ray
 
-from domain.errors import BookingError
+from domain.errors import BookingError, StoreUnavailable
 from domain.waiting_room import Standing, WaitingRoom
 from encore.collector import tune_collector
 from encore.settings import Settings
@@ -92,6 +97,9 @@ class QueueActor:
 
     async def join_many(self, member_ids: list[int]) -> list[Standing | BookingError]:
         room = await self._ready()
+        if self.log_full:
+            refusal = StoreUnavailable("the queue's log cannot be written now; nobody joins until it can")
+            return [refusal for _ in member_ids]
         now = time.time()
         if self._idle:
             # the room's clock catches up first, so the measured admission rate does not count
@@ -199,7 +207,13 @@ class QueueActor:
                 self._dirty = True
             ticked_at = time.monotonic()
 
+    @property
+    def log_full(self) -> bool:
+        return len(self._events) >= self._settings.queue_events_max
+
     def _advance(self, now: float) -> None:
+        if self.log_full:
+            return
         room = self._room
         head_before = room.head
         for event in room.advance(now):

@@ -17,13 +17,14 @@ from typing import NamedTuple
 
 import ray
 
-from actors.journal import Journal
+from actors.journal import Journal, Outcome
 from domain.booking import Booking, BookingChange, BookingStatus
 from domain.errors import BookingError, StoreUnavailable, TooManySeats
 from domain.payment import Payment, PaymentStatus
 from domain.seat_block import SeatBlock
 from domain.venue import Block
 from encore.collector import tune_collector
+from encore.settings import JOURNAL_CHANGES_MAX
 from persistence import open_store
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,12 @@ class BlockStatus:
 
 
 class SeatBlockActor:
-    def __init__(self, block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str):
+    def __init__(self, block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str,
+                 journal_changes_max: int = JOURNAL_CHANGES_MAX):
         self._block = SeatBlock(block, hold_seconds, max_seats_per_member)
         self._store = open_store(db_url, pool_size=2)
-        self._journal = Journal(self._commit)
+        self._journal = Journal(self._commit, changes_max=journal_changes_max)
+        self._late: set[asyncio.Task] = set()  # answers that timed out, still settled when their commit ends
         self._started: asyncio.Task | None = None
         self._expiry: asyncio.Task | None = None
         self._expiry_wake = asyncio.Event()
@@ -107,6 +110,9 @@ class SeatBlockActor:
     async def hold_many(self, requests: list[HoldRequest]) -> list[Booking | BookingError]:
         """Decide every request now, write the winners in one commit, then answer each."""
         await self._ready()
+        if not self._journal.takes_claims(len(requests)):
+            # decided now, each would be given up by the journal and undone: refuse before deciding
+            return [StoreUnavailable("the booking store is not keeping up; nothing was held") for _ in requests]
         now = time.time()
         results: list[Booking | list[BookingChange] | BookingError] = []
         for request in requests:
@@ -196,6 +202,7 @@ class SeatBlockActor:
             "commit_batches": self._journal.batches,
             "changes_written": self._journal.changes_written,
             "journal_backlog": self._journal.backlog,
+            "journal_claims_refused": self._journal.claims_refused,
         }
 
     # ---- internals
@@ -230,8 +237,9 @@ class SeatBlockActor:
 
         A claim the journal gave up on is undone with its whole decision (it never became
         durable, so it never happened); one the member cap refused is handed to
-        ``on_refused``. On a timeout nothing is undone: the change may still commit, and the
-        store stays the truth.
+        ``on_refused``. On a timeout the caller is answered ``store_unavailable`` at once, and
+        the outcome is still settled when the commit ends: a claim given up then is undone
+        then, so no seat stays held in memory that the store never had.
         """
         changes = [c for r in results if isinstance(r, list) for c in r]
         if not changes:
@@ -239,25 +247,40 @@ class SeatBlockActor:
         if any(change.previous is not change.booking.status for change in changes):
             self._bump_version(released=any(change.releases_seats for change in changes))
         self._expire_by(min((c.booking.expires_at for c in changes if c.booking.status is BookingStatus.HELD), default=None))
+        written = asyncio.ensure_future(self._journal.write(changes))
         try:
-            outcome = await asyncio.wait_for(self._journal.write(changes), ACK_TIMEOUT_SECONDS)
+            outcome = await asyncio.wait_for(asyncio.shield(written), ACK_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
+            late = asyncio.create_task(self._settle_late(results, written, on_refused))
+            self._late.add(late)
+            late.add_done_callback(self._late.discard)
             unknown = StoreUnavailable("the booking store did not confirm the change in time")
             return [unknown if isinstance(r, list) and r else r for r in results]
+        return await self._settle(results, outcome, on_refused)
+
+    async def _settle_late(self, results, written: asyncio.Future, on_refused) -> None:
+        await self._settle(results, await written, on_refused, late=True)
+
+    async def _settle(self, results, outcome: Outcome, on_refused, late: bool = False) -> list[Booking | BookingError | None]:
         answers: list[Booking | BookingError | None] = []
+        undone = False
         for result in results:
-            if isinstance(result, list):
-                booking_id = result[0].booking.booking_id if result else None
-                if booking_id in outcome.failed:
+            if isinstance(result, list) and result:
+                booking_id = result[0].booking.booking_id
+                if booking_id in outcome.failed or booking_id in outcome.refused:
+                    if late and self._block.find(booking_id) != result[-1].booking:
+                        answers.append(result[-1].booking)  # changed since (expired): that change stands
+                        continue
                     self._block.undo_decision(result)
-                    result = StoreUnavailable("the booking store refused the change; nothing was held")
-                elif booking_id in outcome.refused:
-                    self._block.undo_decision(result)
-                    result = await on_refused(result)
+                    undone = True
+                    result = (StoreUnavailable("the booking store refused the change; nothing was held")
+                              if booking_id in outcome.failed else await on_refused(result))
                 else:
-                    result = result[-1].booking if result else None
+                    result = result[-1].booking
+            elif isinstance(result, list):
+                result = None
             answers.append(result)
-        if outcome.failed or outcome.refused:
+        if undone:
             self._bump_version(released=True)  # readers must see the undone claims too
         return answers
 
@@ -305,8 +328,9 @@ def block_actor_name(block: Block) -> str:
     return f"encore-{block.name}"
 
 
-def start_block(block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str):
+def start_block(block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str,
+                journal_changes_max: int = JOURNAL_CHANGES_MAX):
     """Create (or find, if it already runs) the named, restartable actor for ``block``."""
     return SeatBlockRemote.options(
         name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
-    ).remote(block, hold_seconds, max_seats_per_member, db_url)
+    ).remote(block, hold_seconds, max_seats_per_member, db_url, journal_changes_max)

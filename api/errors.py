@@ -27,6 +27,7 @@ STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
     domain.PaymentNotFound: 404,
     domain.BookingNotHeld: 409,
     domain.StoreUnavailable: 503,
+    domain.Overloaded: 503,
 }
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = "2"

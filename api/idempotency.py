@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from api.batcher import Batcher
 from api.errors import ApiError, from_domain
 from domain.errors import BookingError, StoreUnavailable
+from encore.settings import BATCH_WAITING_MAX
 from persistence.records import IdempotencyClaim
 from persistence.store import SqlStore
 
@@ -56,10 +57,12 @@ def request_fingerprint(method: str, path: str, body: dict) -> str:
 
 
 class IdempotencyLedger:
-    def __init__(self, store: SqlStore):
+    def __init__(self, store: SqlStore, waiting_max: int = BATCH_WAITING_MAX):
         self._store = store
-        self._claims = Batcher(self._claim_batch, BATCH_MAX)
-        self._answers = Batcher(self._answer_batch, BATCH_MAX)
+        self._claims = Batcher(self._claim_batch, BATCH_MAX, waiting_max=waiting_max)
+        # answers are not bounded here: each follows a claim that was (so there are never more
+        # of them than requests at work), and refusing one would leave its work done, unanswered
+        self._answers = Batcher(self._answer_batch, BATCH_MAX, waiting_max=None)
 
     async def _claim_batch(self, _key, claims: list[IdempotencyClaim]) -> list:
         return await _batch_or_each(lambda some: self._store.claim_idempotency_keys(some, time.time()), claims)

@@ -520,7 +520,7 @@ async def my_logs(who: Authenticated, svc: Service, query: LogFilters):
 
 @router.get("/healthz", tags=["operations"])
 async def healthz(svc: Service):
-    if not svc.seat_map.fresh.is_set() or svc.queue_view.summary is None:
+    if not svc.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
     return {"status": "ok", "seats": svc.venue.seats}
 

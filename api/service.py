@@ -93,8 +93,9 @@ class BookingService:
         self.rate_limiter = rate_limiter
         self.login_throttle = login_throttle
         self.idempotency = idempotency
-        self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000)
-        self.joins = Batcher(self._join_batch, settings.hold_batch_max)
+        self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000,
+                             settings.batch_waiting_max)
+        self.joins = Batcher(self._join_batch, settings.hold_batch_max, waiting_max=settings.batch_waiting_max)
         self.holds_refused_by_map = 0
         self.venue_out = venue_out(settings, list(providers))
         self.show_out = show_out(settings)
@@ -108,6 +109,19 @@ class BookingService:
                 asyncio.create_task(self.queue_view.run_forever()),
                 asyncio.create_task(self._purge_idempotency_forever()),
             ]
+
+    @property
+    def ready(self) -> bool:
+        """The seat map and the queue summary are loaded; before that the map shows every seat free."""
+        return self.seat_map.fresh.is_set() and self.queue_view.summary is not None
+
+    async def until_ready(self, seconds: float) -> None:
+        """Wait until ``ready``, at most ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while not self.ready:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the seat map or the queue summary was not loaded within {seconds:.0f} s")
+            await asyncio.sleep(0.05)
 
     async def _purge_idempotency_forever(self) -> None:
         """Keys are kept 24 hours; older ones are deleted once an hour."""

@@ -62,3 +62,10 @@ class BookingNotHeld(BookingError):
 
 class StoreUnavailable(BookingError):
     code = "store_unavailable"
+
+
+class Overloaded(BookingError):
+    """More requests wait for one actor call or store batch than its bound allows: refused at
+    once, before anything is decided, instead of queued in memory without end."""
+
+    code = "overloaded"

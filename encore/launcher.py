@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("ENCORE_TEST_PORT", "18000"))
@@ -143,3 +144,42 @@ def stop_service(process: subprocess.Popen) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class ServiceProcess:
+    """A process of a running service, as it was when seen (its pid may be reused later)."""
+
+    pid: int
+    started: float
+    command: str
+    parent: int
+
+    def alive(self) -> bool:
+        try:
+            process = psutil.Process(self.pid)
+            return process.create_time() == self.started and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+
+def service_processes(root_pid: int) -> list[ServiceProcess]:
+    """Every process the service started: its tree, Ray's workers and HAProxy included."""
+    root = psutil.Process(root_pid)
+    marks = []
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            command = " ".join(process.cmdline()) or process.name()
+            marks.append(ServiceProcess(process.pid, process.create_time(), command, process.ppid()))
+        except psutil.Error:
+            pass
+    return marks
+
+
+def kill_processes(marks: list[ServiceProcess]) -> None:
+    """SIGKILL, children first: a parent killed first could let them end gracefully (nginx's
+    master is told of its parent's death, and would stop its workers)."""
+    for mark in sorted(marks, key=lambda m: m.started, reverse=True):
+        if mark.alive():
+            try:
+                psutil.Process(mark.pid).send_signal(signal.SIGKILL)
+            except psutil.Error:
+                pass

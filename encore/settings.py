@@ -23,6 +23,12 @@ from domain.venue import Venue
 # the replicas' edge (the cache may be off): the largest valid body is far smaller.
 BODY_BYTES_MAX = 16 * 1024
 
+# What may wait in memory for the store or an actor while it does not answer (the defaults of
+# the ENCORE_*_MAX settings below, and of the classes that keep them when built without settings).
+JOURNAL_CHANGES_MAX = 4096  # per seat block: a few hundred wait for a commit at the rush
+BATCH_WAITING_MAX = 2048  # per replica and call: holds per block, joins, idempotency writes
+QUEUE_EVENTS_MAX = 50_000  # queue log events (~500 bytes each in memory): 15 s of joins at 3,300/s
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENCORE_", frozen=True, extra="ignore")
@@ -67,6 +73,21 @@ class Settings(BaseSettings):
     hold_batch_max: int = Field(256, ge=1, le=10_000)
     hold_linger_ms: int = Field(
         20, ge=0, le=100, description="how long a hold that finds its block idle waits for others to share its call and commit"
+    )
+
+    journal_changes_max: int = Field(
+        JOURNAL_CHANGES_MAX, ge=1, le=1_000_000,
+        description="changes a seat block keeps waiting for the store; past it new holds are refused 503 store_unavailable",
+    )
+    batch_waiting_max: int = Field(
+        BATCH_WAITING_MAX, ge=1, le=1_000_000,
+        description="requests a replica keeps waiting for one call (holds per block, joins, idempotency writes); "
+                    "past it 503 overloaded",
+    )
+    queue_events_max: int = Field(
+        QUEUE_EVENTS_MAX, ge=1, le=10_000_000,
+        description="queue log events the queue actor keeps while the store does not take them; "
+                    "past it joins are refused 503 store_unavailable and admissions pause",
     )
 
     queue_max_active: int = Field(2000, ge=1)

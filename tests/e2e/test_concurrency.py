@@ -9,6 +9,9 @@ a waiting person's tokens once, and together they keep the member's write limit.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +21,7 @@ import httpx
 import pymysql
 import pytest
 
+from encore.launcher import service_processes
 from tests.e2e.conftest import Person
 from tests.e2e.helpers import admin, all_at_once, crowd, events_of, my_events, section_starts, settled_seat_status, wait_for_seats
 
@@ -339,3 +343,47 @@ def test_a_members_write_limit_holds_across_replicas(service):
     assert all(a.status_code == 422 for a in allowed), [a.text for a in allowed]
     assert burst // REPLICAS <= len(allowed) <= burst + refilled + 1, f"{len(allowed)} writes passed a burst of {burst}"
     assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
+
+
+# ---- a replica killed
+
+
+def replica_pid(upstream: str) -> str:
+    return re.search(r'encore_replica_info\{pid="(\d+)"\}', httpx.get(f"{upstream}/metrics", timeout=10).text).group(1)
+
+
+def test_a_replica_killed_with_sigkill_is_replaced_and_never_answers_a_map_without_the_holds(service, starts):
+    """Straight to Serve's front (no cache): the other replica answers meanwhile, a new one
+    takes the dead one's place, and no answer ever shows a held seat free (a new replica's map
+    shows every seat free until it is loaded; tests/unit/test_replica_health.py checks that
+    its health check waits for it)."""
+    person = Person(service)
+    person.queue_until_admitted(60)
+    seats = [starts[14] + 600, starts[14] + 601]
+    assert person.hold(seats).status_code == 201
+    upstream = f"http://127.0.0.1:{urlparse(service.url).port + 100}"
+    replicas = [p for p in service_processes(service.process.pid)
+                if p.command.startswith("ray::ServeReplica:encore:encore-ingress")]
+    assert len(replicas) == REPLICAS, [p.command for p in replicas]
+    os.kill(replicas[0].pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    before = {str(p.pid) for p in replicas}
+    failed, maps, replaced_at = [], 0, None
+    with httpx.Client(base_url=upstream, timeout=10) as http:
+        while time.monotonic() - killed_at < 90 and (replaced_at is None or time.monotonic() - replaced_at < 5):
+            answer = http.get("/api/seats", headers={"Connection": "close"})
+            if answer.status_code != 200:
+                failed.append(answer.status_code)
+                continue
+            status = answer.json()["status"]
+            maps += 1
+            assert [status[s] for s in seats] == ["H", "H"], f"a map without the hold, {time.monotonic() - killed_at:.1f} s after the kill"
+            if replaced_at is None and maps % 20 == 0 and replica_pid(upstream) not in before:
+                replaced_at = time.monotonic()
+    assert replaced_at is not None, "no new replica answered within 90 s"
+    print(f"replaced after {replaced_at - killed_at:.1f} s; {maps} maps read, failed: {failed}")
+    assert len(failed) <= 3, failed
+    other = Person(service)
+    other.queue_until_admitted(60)
+    assert other.hold([starts[14] + 602]).status_code == 201, "holds go on"

@@ -11,17 +11,14 @@ with every hold and booking where the rules put it and no process of the first r
 
 from __future__ import annotations
 
-import signal
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
-import psutil
 import pymysql
 import pytest
 
-from encore.launcher import PORT, restart_service
+from encore.launcher import PORT, ServiceProcess, kill_processes, restart_service, service_processes
 from encore.leftovers import end_leftovers
 from tests.conftest import _server_args
 from tests.e2e.conftest import Person, one_service_at_a_time, start_service, stop_service
@@ -35,37 +32,7 @@ EARLY_DEADLINE_AFTER_KILL = 10
 HEALTHY_AFTER_KILL_MAX = 60
 
 
-@dataclass(frozen=True)
-class Mark:
-    """A process of the first run, as it was (its pid may be reused later)."""
-
-    pid: int
-    started: float
-    command: str
-    parent: int
-
-    def alive(self) -> bool:
-        try:
-            process = psutil.Process(self.pid)
-            return process.create_time() == self.started and process.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
-
-def census(root_pid: int) -> list[Mark]:
-    """Every process the service started: its tree, Ray's workers and HAProxy included."""
-    root = psutil.Process(root_pid)
-    marks = []
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            command = " ".join(process.cmdline()) or process.name()
-            marks.append(Mark(process.pid, process.create_time(), command, process.ppid()))
-        except psutil.Error:
-            pass
-    return marks
-
-
-def survivors_on_purpose(marks: list[Mark]) -> list[Mark]:
+def survivors_on_purpose(marks: list[ServiceProcess]) -> list[ServiceProcess]:
     """An nginx worker (the public port), Serve's HAProxy (its port) and the actor that
     started it, and a seat-block actor of the old session (which would write to the store
     beside its new copy). Ray's raylet and GCS cannot be among them: Ray ends them with the
@@ -75,17 +42,6 @@ def survivors_on_purpose(marks: list[Mark]) -> list[Mark]:
             haproxy,
             next(m for m in marks if m.pid == haproxy.parent),
             next(m for m in marks if m.command.startswith("ray::SeatBlock"))]
-
-
-def kill(marks: list[Mark]) -> None:
-    """SIGKILL, children first: a parent killed first could let them end gracefully (nginx's
-    master is told of its parent's death, and would stop its workers)."""
-    for mark in sorted(marks, key=lambda m: m.started, reverse=True):
-        if mark.alive():
-            try:
-                psutil.Process(mark.pid).send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
 
 
 def store_rows(db_url: str, sql: str) -> list[tuple]:
@@ -104,16 +60,16 @@ def first_run(make_mysql_database, tmp_path):
     with one_service_at_a_time():
         service = start_service(make_mysql_database(), tmp_path / "first.log", hold_seconds=HOLD_SECONDS,
                                 rate_limit_writes_per_minute=100_000)
-        runs = {"first": service, "marks": census(service.process.pid)}
+        runs = {"first": service, "marks": service_processes(service.process.pid)}
         try:
             yield runs
         finally:
             second = runs.get("second")
-            second_marks = census(second.process.pid) if second and second.process.poll() is None else []
+            second_marks = service_processes(second.process.pid) if second and second.process.poll() is None else []
             for run in (second, service):
                 if run is not None:
                     stop_service(run.process)
-            kill(runs["marks"] + second_marks)
+            kill_processes(runs["marks"] + second_marks)
             end_leftovers(PORT)
 
 
@@ -138,9 +94,9 @@ def test_a_service_killed_with_everything_comes_back_by_itself(first_run, tmp_pa
 
     time.sleep(max(0.0, early_deadline - EARLY_DEADLINE_AFTER_KILL - time.time()))
     late_bookings = [held(person, [100 + 3 * i, 101 + 3 * i]) for i, person in enumerate(late)]
-    first_run["marks"] = marks = census(service.process.pid)
+    first_run["marks"] = marks = service_processes(service.process.pid)
     left_alive = survivors_on_purpose(marks)
-    kill([m for m in marks if m not in left_alive])
+    kill_processes([m for m in marks if m not in left_alive])
     killed_at = time.time()
     service.process.wait(10)
     assert killed_at < early_deadline, "the early holds expired before the kill: the test's timing is off"
