@@ -18,6 +18,7 @@ from api.routes import use_service
 from api.service import BookingService
 from encore.collector import tune_collector
 from encore.settings import Settings, load_settings
+from persistence import migrate
 
 edge_app = create_app()
 
@@ -58,8 +59,6 @@ def app_builder(args: dict) -> Application:
 
     The store's schema is migrated here, once per deploy, before any actor opens it.
     """
-    from encore.cli import migrate
-
     settings = load_settings(**args)
-    asyncio.run(migrate(settings))
+    asyncio.run(migrate(settings.db_url))
     return build(settings)

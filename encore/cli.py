@@ -42,16 +42,6 @@ FRONT_ENVIRONMENT = {
 }
 
 
-async def migrate(settings: Settings) -> None:
-    from persistence import open_store
-
-    store = open_store(settings.db_url)
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
-
-
 def cache_binary(settings: Settings) -> str | None:
     """The nginx to run in front of Serve, or ``None`` to serve directly (said loudly)."""
     from encore.cache import nginx_binary
@@ -89,6 +79,7 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
 
     from encore.cache import plan_for, start_cache
     from encore.leftovers import ProcessMark, RunRecord, end_leftovers, refuse_taken_ports
+    from persistence import migrate
     from serve_app import build
 
     for name, value in FRONT_ENVIRONMENT.items():
@@ -102,7 +93,7 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
         refuse_taken_ports(settings.upstream_port)
     _record = RunRecord(settings.port, ProcessMark.of(os.getpid()))
     _record.save()
-    asyncio.run(migrate(settings))
+    asyncio.run(migrate(settings.db_url))
     front_host, front_port = (settings.host, settings.port)
     if binary:
         front_host, front_port = "127.0.0.1", settings.upstream_port
@@ -238,11 +229,11 @@ def cache_forever(settings: Settings) -> None:
 
 async def create_admin(settings: Settings, username: str, password: str, nickname: str) -> None:
     from api.auth import hash_password
-    from persistence import Conflict, open_store
+    from persistence import Conflict, migrate, open_store
 
+    await migrate(settings.db_url)
     store = open_store(settings.db_url)
     try:
-        await store.migrate()
         member = await store.create_member(username, nickname, await hash_password(password), "admin", time.time())
         print(f"admin {member.username} created with id {member.id}")
     except Conflict:

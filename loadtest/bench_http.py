@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from encore.launcher import ROOT, one_service_at_a_time, start_service, stop_service
+from harness.service import ROOT, one_service_at_a_time, start_service, stop_service
 from loadtest import wrk
 from loadtest.bench_core import bench_database
 

@@ -70,18 +70,42 @@ class SqlStore(ABC):
     async def close(self) -> None: ...
 
     async def migrate(self) -> int:
-        """Bring the schema to the newest version; returns that version."""
-        async with self.transaction() as tx:
+        """Bring the schema to the newest version; returns that version.
+
+        Under the store's migration lock, so two processes starting at once migrate once;
+        every statement is re-runnable (``apply``), so a run that stopped halfway is finished
+        by the next one.
+        """
+        async with self.migration_lock(), self.transaction() as tx:
             await tx.execute(VERSION_TABLE)
             row = await tx.fetchone("SELECT MAX(version) FROM schema_version")
             current = (row[0] or 0) if row else 0
             for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
                 for statement in statements:
-                    rendered = render(self.dialect, statement)
-                    if rendered is not None:
-                        await tx.execute(rendered)
+                    await self.apply(tx, statement)
                 await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         return len(MIGRATIONS)
+
+    async def apply(self, tx: Transaction, statement: str | dict[str, str]) -> None:
+        """Run one migration statement; one whose table, column, index or trigger is already
+        there (left by a run that stopped between two statements) has nothing left to do."""
+        rendered = render(self.dialect, statement)
+        if rendered is None:
+            return
+        try:
+            await tx.execute(rendered)
+        except Exception as error:
+            if not self.already_applied(error):
+                raise
+
+    @abstractmethod
+    def migration_lock(self) -> AsyncContextManager[None]:
+        """Held from before the schema version is read until the migration has committed, so
+        one process migrates and the others then find it done."""
+
+    @abstractmethod
+    def already_applied(self, error: Exception) -> bool:
+        """Whether ``error`` says a migration statement's work exists already."""
 
     # ---- members
 

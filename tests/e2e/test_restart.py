@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psutil
-import pymysql
 import pytest
 
-from encore.launcher import PORT, restart_service
 from encore.leftovers import end_leftovers
-from tests.conftest import _server_args
+from harness import mysql
+from harness.service import PORT, restart_service
 from tests.e2e.conftest import Person, one_service_at_a_time, start_service, stop_service
 from tests.e2e.helpers import admin, crowd, events_of
 
@@ -89,7 +88,7 @@ def kill(marks: list[Mark]) -> None:
 
 
 def store_rows(db_url: str, sql: str) -> list[tuple]:
-    connection = pymysql.connect(**_server_args(), database=db_url.rsplit("/", 1)[1])
+    connection = mysql.connect(db_url)
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql)

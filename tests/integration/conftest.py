@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pymysql
 import pytest
 import ray
 
-from tests.conftest import _server_args
+from harness import mysql
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +24,7 @@ def ray_instance():
 
 def insert_members(db_url: str, count: int) -> list[int]:
     """Many members at once (a race needs thousands of distinct people); returns their ids."""
-    database = db_url.rsplit("/", 1)[1]
-    connection = pymysql.connect(**_server_args(), database=database, autocommit=True)
+    connection = mysql.connect(db_url, autocommit=True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM members")
         start = cursor.fetchone()[0]
@@ -41,8 +39,7 @@ def insert_members(db_url: str, count: int) -> list[int]:
 
 
 def run_sql(db_url: str, statement: str) -> None:
-    database = db_url.rsplit("/", 1)[1]
-    connection = pymysql.connect(**_server_args(), database=database, autocommit=True)
+    connection = mysql.connect(db_url, autocommit=True)
     with connection.cursor() as cursor:
         cursor.execute(statement)
     connection.close()

@@ -18,7 +18,7 @@ from actors.seat_block import HoldRequest, start_block
 from domain.booking import Booking, BookingStatus, new_booking_id
 from domain.venue import Venue
 from encore.settings import Settings
-from persistence import open_store
+from persistence import migrate
 from tests.integration.conftest import insert_members
 
 pytestmark = pytest.mark.mysql
@@ -27,12 +27,6 @@ VENUE = Venue.grid(sections=1, rows=2, cols=10, block_rows=2)
 HOLD_SECONDS = 1.0
 EXPIRY_LATENESS_MAX = 0.25
 IDLE_SECONDS = 1.5  # longer than any tick the timers had
-
-
-async def migrate(url: str) -> None:
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
 
 
 @pytest.fixture

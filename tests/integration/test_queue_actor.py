@@ -11,7 +11,7 @@ import ray
 from actors.queue import start_queue
 from api.queue_view import QueueView
 from encore.settings import Settings
-from persistence import open_store
+from persistence import migrate
 
 pytestmark = pytest.mark.mysql
 
@@ -20,13 +20,7 @@ pytestmark = pytest.mark.mysql
 def queue_db(make_mysql_database, ray_instance):
     """A database of its own per test: the queue actor restores its room from it."""
     url = make_mysql_database()
-
-    async def migrate():
-        store = open_store(url)
-        await store.migrate()
-        await store.close()
-
-    asyncio.run(migrate())
+    asyncio.run(migrate(url))
     return url
 
 

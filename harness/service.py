@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from harness.metrics import by_label, replica_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("ENCORE_TEST_PORT", "18000"))
@@ -66,8 +67,7 @@ class LiveService:
         seen: dict[str, dict[str, int]] = {}
         for _ in range(reads_max):
             text = httpx.get(f"{self.url}/metrics", timeout=10).text
-            pid = re.search(r'encore_replica_info\{pid="(\d+)"\}', text).group(1)
-            seen[pid] = {m[0]: int(m[1]) for m in re.findall(r'encore_queue_polls_total\{tokens="(\w+)"\} (\d+)', text)}
+            seen[replica_pid(text)] = {k: int(v) for k, v in by_label(text, "encore_queue_polls_total", "tokens").items()}
             if len(seen) == replicas:
                 return seen
         raise RuntimeError(f"only {len(seen)} of {replicas} replicas answered /metrics in {reads_max} reads")
