@@ -88,6 +88,22 @@ class QueueEvent:
     reason: str | None = None  # for QUEUE_LEFT: "left" or "completed"
 
 
+def people_ahead(number: int | None, head: int, drawing: int) -> int:
+    """People ahead of ticket ``number``: ``number - head`` (over by places left empty between
+    them), or, in the pre-opening draw (``None``), everyone else in the draw."""
+    if number is None:
+        return max(0, drawing - 1)
+    return max(0, number - head)
+
+
+def expected_wait_seconds(ahead: int, rate: float, until_opening: float = 0.0) -> float:
+    """Seconds until ``ahead`` more people are admitted at ``rate`` per second, after the
+    opening ``until_opening`` seconds away; capped at a day, which a stalled line would
+    otherwise overrun by years."""
+    seconds = max(0, ahead) / rate if rate > 0 else MAX_ETA_SECONDS
+    return min(MAX_ETA_SECONDS, max(0.0, until_opening) + seconds)
+
+
 def _check_member(member_id: int) -> None:
     if type(member_id) is not int or member_id < 0:
         raise ValueError(f"a member id is a non-negative int, got {member_id!r}")
@@ -182,8 +198,7 @@ class WaitingRoom:
         return len(self._admitted)
 
     def ahead(self, number: int) -> int:
-        """People ahead of ticket ``number``: exact, or over by places left empty between head and n."""
-        return max(0, number - self._head)
+        return people_ahead(number, self._head, len(self._pool))
 
     def state_of(self, member_id: int, number: int | None = None) -> Standing | None:
         """The member's standing, or ``None`` when they are not in the room (never joined, left,
@@ -191,7 +206,7 @@ class WaitingRoom:
         hold (the admission under it lapsed and they were put back) reads ``expired``, with the
         number they hold now."""
         if member_id in self._pool:
-            standing = Standing(WAITING, None, len(self._pool) - 1)
+            standing = Standing(WAITING, None, people_ahead(None, self._head, len(self._pool)))
         else:
             current = self._number.get(member_id)
             if current is None:
@@ -206,13 +221,12 @@ class WaitingRoom:
         return standing
 
     def eta_seconds(self, ahead: int, now: float | None = None) -> float:
-        """Seconds until ``ahead`` more people are admitted at the measured rate (capped at a day);
-        with ``now`` before the opening, the wait for the opening is added."""
-        rate = min(self._rate, self.admit_per_second)
-        seconds = max(0, ahead) / rate if rate > 0 else MAX_ETA_SECONDS
+        """The expected wait at the measured rate; with ``now`` before the opening, the wait
+        for the opening is added."""
+        until_opening = 0.0
         if not self._opened and now is not None and self.opens_at is not None:
-            seconds += max(0.0, self.opens_at - now)
-        return min(MAX_ETA_SECONDS, seconds)
+            until_opening = self.opens_at - now
+        return expected_wait_seconds(ahead, min(self._rate, self.admit_per_second), until_opening)
 
     def summary(self) -> dict:
         """What the edge caches to answer ticket polls without asking the actor."""
