@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
+from domain.errors import BookingNotFound
+
 
 class BookingStatus(str, Enum):
     HELD = "held"
@@ -49,6 +51,14 @@ class Booking:
     status: BookingStatus
     created_at: float
     expires_at: float
+
+
+def visible_booking(booking: Booking | None, member_id: int, is_admin: bool = False) -> Booking:
+    """The booking as ``member_id`` may see it: another member's booking is "not found", not
+    "forbidden", so its existence is not revealed; an admin sees every booking."""
+    if booking is None or (booking.member_id != member_id and not is_admin):
+        raise BookingNotFound("no such booking")
+    return booking
 
 
 @dataclass(frozen=True)

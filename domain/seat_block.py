@@ -11,11 +11,12 @@ Seat lifecycle: ``A`` (available) → ``H`` (held by one booking) → ``S`` (sol
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
-from domain.errors import BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks, SeatUnavailable, TooManySeats
-from domain.venue import Block
+from domain.booking import visible_booking
+from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatUnavailable, TooManySeats
+from domain.venue import Block, Venue, distinct_seats
 
 AVAILABLE, HELD, SOLD = ord("A"), ord("H"), ord("S")
 
@@ -23,6 +24,24 @@ AVAILABLE, HELD, SOLD = ord("A"), ord("H"), ord("S")
 def within_cap(seats_owned: int, seats_requested: int, cap: int) -> bool:
     """The per-member rule: live holds plus confirmed seats never exceed the cap."""
     return seats_owned + seats_requested <= cap
+
+
+def hold_refusal(venue: Venue, status: bytes | bytearray, current: Sequence[bool], seat_ids: Iterable[int]) -> BookingError | None:
+    """Why a hold is refused before its block is asked, if it is, from a replica's seat map
+    (``status``: one ``A``/``H``/``S`` byte per seat of the hall; ``current[i]``: block ``i``
+    holds the map's open question, so it has released no seat the map shows taken).
+
+    The layout's refusals (``Venue.layout_refusal``), then seats the map shows taken while it
+    is current for their block: most attempts of a busy sale are on seats already taken. A
+    seat released a moment ago, while the news was on its way, is refused as if another
+    contender had won it; a block the map cannot follow decides itself.
+    """
+    seats = distinct_seats(seat_ids)
+    refusal = venue.layout_refusal(seats)
+    if refusal is not None or not current[venue.block_index_of(seats[0])]:
+        return refusal
+    taken = [seat for seat in seats if status[seat] != AVAILABLE]
+    return SeatUnavailable.of(taken) if taken else None
 
 
 class SeatBlock:
@@ -67,7 +86,7 @@ class SeatBlock:
 
     def hold(self, booking_id: str, member_id: int, seat_ids: Iterable[int], now: float) -> BookingChange:
         """Hold every seat for the member, or none of them."""
-        seats = tuple(sorted(set(seat_ids)))
+        seats = distinct_seats(seat_ids)
         self._validate_seats(seats)
         if booking_id in self._bookings:
             raise InvalidSeats(f"booking id {booking_id} is already used")
@@ -109,8 +128,7 @@ class SeatBlock:
 
     def cancel(self, booking_id: str, now: float, member_id: int) -> BookingChange:
         """The member lets their hold go. Someone else's booking is "not found", not "forbidden"."""
-        if self.booking(booking_id).member_id != member_id:
-            raise BookingNotFound(f"no booking {booking_id}")
+        visible_booking(self.find(booking_id), member_id)
         return self._release(booking_id, EventType.HOLD_CANCELLED, BookingStatus.CANCELLED, now)
 
     def fail_payment(self, booking_id: str, now: float, detail: dict | None = None) -> BookingChange:
@@ -170,9 +188,9 @@ class SeatBlock:
     def _validate_seats(self, seats: tuple[int, ...]) -> None:
         if not seats:
             raise InvalidSeats("choose at least one seat")
-        outside = [s for s in seats if s not in self.block.seat_ids]
-        if outside:
-            raise SeatsSpanBlocks(f"seats must all lie in {self.block.name}", seats=outside)
+        refusal = self.block.span_refusal(seats)
+        if refusal is not None:
+            raise refusal
 
     def _apply(self, change: BookingChange) -> BookingChange:
         booking = change.booking

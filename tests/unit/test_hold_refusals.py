@@ -17,7 +17,8 @@ from api.idempotency import IdempotencyLedger
 from api.seatmap import SeatMap
 from api.service import BookingService
 from domain.errors import InvalidSeats, SeatsSpanBlocks, SeatUnavailable
-from domain.venue import Venue
+from domain.seat_block import SeatBlock, hold_refusal
+from domain.venue import Venue, distinct_seats
 from persistence import open_store
 
 VENUE = Venue.grid(sections=2, rows=10, cols=50, block_rows=10)  # blocks: seats 0–499 and 500–999
@@ -54,6 +55,27 @@ def test_a_block_the_map_cannot_follow_decides_even_seats_the_map_shows_taken():
 def test_seats_outside_the_hall_or_one_block_are_refused_current_or_not(seat_ids, refused):
     service = service_with_block_zero(current=False)
     assert isinstance(service.hold_refusal(seat_ids), refused)
+
+
+@pytest.mark.parametrize("seat_ids, refusal", [
+    ([], InvalidSeats("choose at least one seat", seats=[])),
+    ([1000, 3], InvalidSeats("seat ids run from 0 to 999", seats=[1000])),
+    ([501, 499, 500, 499], SeatsSpanBlocks("the seats of one booking must lie in one block (see block_rows)", seats=[500, 501])),
+    ([5, 4, 3, 4], SeatUnavailable.of([3, 4])),
+    ([5, 6], None),
+])
+def test_the_hold_refusal_by_the_map_is_one_pure_decision(seat_ids, refusal):
+    status = bytearray(b"A" * VENUE.seats)
+    status[3:5] = b"HS"
+    assert hold_refusal(VENUE, status, [True, False], seat_ids) == refusal
+    assert hold_refusal(VENUE, status, [False, False], [3]) is None, "a block the map cannot follow decides itself"
+
+
+def test_a_block_refuses_seats_outside_it_as_the_replica_does():
+    block = SeatBlock(VENUE.blocks()[0], hold_seconds=60, max_seats_per_member=4)
+    with pytest.raises(SeatsSpanBlocks) as refused:
+        block.hold("b1", 7, [499, 500], 0.0)
+    assert refused.value == VENUE.layout_refusal(distinct_seats([500, 499]))
 
 
 async def test_a_refusal_is_stored_with_its_claim_and_replayed(tmp_path):
