@@ -79,7 +79,7 @@ class QueueActor:
         else:
             opens_at = self._settings.sale_opens_at.timestamp() if self._settings.sale_opens_at else None
             self._room = WaitingRoom(
-                max_active=self._settings.queue_max_active,
+                active_max=self._settings.queue_active_max,
                 admit_per_second=self._settings.queue_admit_per_second,
                 admission_seconds=self._settings.admission_seconds,
                 opens_at=opens_at,

@@ -51,8 +51,8 @@ class BlockStatus:
 
 
 class SeatBlockActor:
-    def __init__(self, block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str):
-        self._block = SeatBlock(block, hold_seconds, max_seats_per_member)
+    def __init__(self, block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str):
+        self._block = SeatBlock(block, hold_seconds, seats_per_member_max)
         self._store = open_store(db_url, pool_size=2)
         self._journal = Journal(self._commit)
         self._started: asyncio.Task | None = None
@@ -81,7 +81,7 @@ class SeatBlockActor:
 
     async def _commit(self, changes) -> set[str]:
         return await self._store.commit_block_changes(
-            self._block.block.index, changes, self._block.max_seats_per_member
+            self._block.block.index, changes, self._block.seats_per_member_max
         )
 
     # ---- messages
@@ -237,7 +237,7 @@ class SeatBlockActor:
         return answers
 
     async def _refuse_hold(self, change: BookingChange) -> BookingError:
-        return TooManySeats("over the per-member seat cap across the hall", max_seats=self._block.max_seats_per_member)
+        return TooManySeats("over the per-member seat cap across the hall", max_seats=self._block.seats_per_member_max)
 
     async def _refund_instead(self, change: BookingChange) -> Booking | BookingError:
         """A late success whose re-grant would pass the member's cap is refunded instead."""
@@ -280,8 +280,8 @@ def block_actor_name(block: Block) -> str:
     return f"encore-{block.name}"
 
 
-def start_block(block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str):
+def start_block(block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str):
     """Create (or find, if it already runs) the named, restartable actor for ``block``."""
     return SeatBlockRemote.options(
         name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
-    ).remote(block, hold_seconds, max_seats_per_member, db_url)
+    ).remote(block, hold_seconds, seats_per_member_max, db_url)

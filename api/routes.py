@@ -22,11 +22,9 @@ from domain.booking import Booking, booking_number
 from domain.dashboard import log_csv, seats_by_grade
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
 from persistence import Conflict
-from persistence.records import LogQuery, Payment
+from persistence.records import LOG_PAGE_DEFAULT, LOG_PAGE_MAX, LogQuery, Payment
 
 TICKET_CHARS_MAX = 2048
-LOG_PAGE_DEFAULT = 50
-LOG_PAGE_MAX = 200
 
 router = APIRouter()
 

@@ -45,10 +45,10 @@ def hold_refusal(venue: Venue, status: bytes | bytearray, current: Sequence[bool
 
 
 class SeatBlock:
-    def __init__(self, block: Block, hold_seconds: float, max_seats_per_member: int):
+    def __init__(self, block: Block, hold_seconds: float, seats_per_member_max: int):
         self.block = block
         self.hold_seconds = hold_seconds
-        self.max_seats_per_member = max_seats_per_member
+        self.seats_per_member_max = seats_per_member_max
         self._status = bytearray(b"A" * len(block.seat_ids))
         self._owner: list[str | None] = [None] * len(block.seat_ids)
         self._bookings: dict[str, Booking] = {}
@@ -90,9 +90,9 @@ class SeatBlock:
         self._validate_seats(seats)
         if booking_id in self._bookings:
             raise InvalidSeats(f"booking id {booking_id} is already used")
-        if not within_cap(self.seats_of_member(member_id), len(seats), self.max_seats_per_member):
+        if not within_cap(self.seats_of_member(member_id), len(seats), self.seats_per_member_max):
             raise TooManySeats(
-                f"a member may hold at most {self.max_seats_per_member} seats", max_seats=self.max_seats_per_member
+                f"a member may hold at most {self.seats_per_member_max} seats", max_seats=self.seats_per_member_max
             )
         taken = [s for s in seats if self._status[s - self.block.first_seat_id] != AVAILABLE]
         if taken:
@@ -119,7 +119,7 @@ class SeatBlock:
         still_owned = booking.status is BookingStatus.HELD
         if regrant and (still_owned or (
             all(self._status[s - self.block.first_seat_id] == AVAILABLE for s in booking.seat_ids)
-            and within_cap(self.seats_of_member(booking.member_id), len(booking.seat_ids), self.max_seats_per_member)
+            and within_cap(self.seats_of_member(booking.member_id), len(booking.seat_ids), self.seats_per_member_max)
         )):
             detail["regranted_from"] = ended.value
             return self._apply(self._change(EventType.BOOKING_CONFIRMED, booking, BookingStatus.CONFIRMED, now, detail))

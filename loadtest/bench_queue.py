@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="encore-bench-queue-"))
-    settings = dict(queue_max_active=args.people, queue_admit_per_second=args.admit_per_second, admission_seconds=3600,
+    settings = dict(queue_active_max=args.people, queue_admit_per_second=args.admit_per_second, admission_seconds=3600,
                     ingress_replicas=args.replicas)
     with one_service_at_a_time():
         service = start_service(f"sqlite:///{folder}/encore.db", folder / "service.log", **settings)

@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     service_settings = {
         "sections": args.sections,
         "queue_admit_per_second": 2000,
-        "queue_max_active": 5000,
+        "queue_active_max": 5000,
         "admission_seconds": 3600,
         "rate_limit_writes_per_minute": 100_000,
         "payment_failure_rate": args.payment_failure_rate,

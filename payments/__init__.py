@@ -11,7 +11,7 @@ from payments.errors import (
     UnsafeReturnUrl,
 )
 from payments.providers import (
-    MAX_CALLBACK_BYTES,
+    CALLBACK_BYTES_MAX,
     CallbackPayload,
     CheckoutResult,
     Provider,
@@ -25,7 +25,7 @@ from payments.signing import SIGNATURE_HEADER, sign, verify
 
 __all__ = [
     "CHECKOUT_PAGE_HEADERS",
-    "MAX_CALLBACK_BYTES",
+    "CALLBACK_BYTES_MAX",
     "SIGNATURE_HEADER",
     "CallbackDeliveryError",
     "CallbackPayload",

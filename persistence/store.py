@@ -13,10 +13,9 @@ from typing import AsyncContextManager, Iterable, Sequence
 
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
 from domain.seat_block import within_cap
-from persistence.records import IdempotencyClaim, IdempotencyRecord, LogEvent, LogQuery, Member, Payment
+from persistence.records import LOG_PAGE_MAX, IdempotencyClaim, IdempotencyRecord, LogEvent, LogQuery, Member, Payment
 from persistence.schema import MIGRATIONS, VERSION_TABLE, render
 
-LOG_PAGE_MAX = 500
 UNAVAILABLE = "the booking store cannot be reached; try again in a moment"
 IDEMPOTENCY_SECONDS = 24 * 3600
 
@@ -151,7 +150,7 @@ class SqlStore(ABC):
         return _bookings_from_rows(rows)
 
     async def commit_block_changes(
-        self, block_index: int, changes: Sequence[BookingChange], max_seats_per_member: int
+        self, block_index: int, changes: Sequence[BookingChange], seats_per_member_max: int
     ) -> set[str]:
         """Write one batch of a block's decisions in one transaction (group commit).
 
@@ -171,7 +170,7 @@ class SqlStore(ABC):
                 ids = [b.booking_id for b in releasing]
                 await tx.execute(f"DELETE FROM seat_claims WHERE booking_id IN ({_marks(len(ids))})", ids)
             claiming = [c[-1].booking for c in by_booking.values() if _holds_after(c) and not _held_before(c)]
-            refused = await self._refused_by_cap(tx, claiming, max_seats_per_member)
+            refused = await self._refused_by_cap(tx, claiming, seats_per_member_max)
             claiming = [b for b in claiming if b.booking_id not in refused]
             if claiming:
                 await tx.executemany(

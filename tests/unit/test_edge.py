@@ -42,7 +42,7 @@ def fake_service() -> SimpleNamespace:
     queue_view.update({"head": 11, "checkpoints": [(11, 1e12)], "rate": 100.0, "drawing": 0, "opened": True,
                        "opens_at": None, "epoch": 0})
     service = SimpleNamespace(
-        seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.snapshot_interval_ms), queue_view=queue_view,
+        seat_map=SeatMap(SETTINGS.venue, [], SETTINGS.settle_interval_ms), queue_view=queue_view,
         tokens=Tokens(SETTINGS.secret_key, 3600, 600, pollers_remembered_max=16), start_background=lambda: None,
         rate_limiter=RateLimiter(SETTINGS.rate_limit_writes_per_minute), idempotency=IdempotencyLedger(store=None),
         hold_refusal=lambda seat_ids: None, providers={"mockpay": None}, login_throttle=LoginThrottle(),

@@ -72,7 +72,7 @@ def test_the_hold_refusal_by_the_map_is_one_pure_decision(seat_ids, refusal):
 
 
 def test_a_block_refuses_seats_outside_it_as_the_replica_does():
-    block = SeatBlock(VENUE.blocks()[0], hold_seconds=60, max_seats_per_member=4)
+    block = SeatBlock(VENUE.blocks()[0], hold_seconds=60, seats_per_member_max=4)
     with pytest.raises(SeatsSpanBlocks) as refused:
         block.hold("b1", 7, [499, 500], 0.0)
     assert refused.value == VENUE.layout_refusal(distinct_seats([500, 499]))
