@@ -14,7 +14,7 @@ from ray import serve
 from ray.serve import Application
 
 from api.edge import create_app
-from api.routes import use_service
+from api.hot_routes import use_service
 from api.service import BookingService
 from encore.collector import tune_collector
 from encore.settings import Settings, load_settings

@@ -2,7 +2,7 @@
 
 Ray delivers the block's messages one event-loop step at a time, and every decision is one
 synchronous call into the domain, so no two decisions about a seat can interleave. A
-decision is acknowledged only after the journal has committed it. On (re)start the actor
+decision is acknowledged only after the group committer has committed it. On (re)start the actor
 rebuilds its block from the store, expiring holds whose deadline passed while it was down.
 """
 
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import ray
 
-from actors.journal import Journal
+from actors.batching import GroupCommitter
 from domain.booking import Booking, BookingChange, BookingStatus
 from domain.errors import BookingError, StoreUnavailable, TooManySeats
 from domain.seat_block import SeatBlock
@@ -54,7 +54,7 @@ class SeatBlockActor:
     def __init__(self, block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str):
         self._block = SeatBlock(block, hold_seconds, seats_per_member_max)
         self._store = open_store(db_url, pool_size=2)
-        self._journal = Journal(self._commit)
+        self._committer = GroupCommitter(self._commit)
         self._started: asyncio.Task | None = None
         self._expiry: asyncio.Task | None = None
         self._expiry_wake = asyncio.Event()
@@ -75,7 +75,7 @@ class SeatBlockActor:
         expired = self._block.expire_due(time.time())
         if expired:
             log.info("%s: %d holds expired while the block was down", self._block.block.name, len(expired))
-            await self._journal.write(expired)
+            await self._committer.write(expired)
         self._bump_version(released=True)  # a new incarnation: what readers knew is from the old one
         self._expiry = asyncio.create_task(self._expire_forever())
 
@@ -174,9 +174,9 @@ class SeatBlockActor:
             "block": self._block.block.index,
             "pid": os.getpid(),
             "live_bookings": len(self._block.live_bookings()),
-            "commit_batches": self._journal.batches,
-            "changes_written": self._journal.changes_written,
-            "journal_backlog": self._journal.backlog,
+            "commit_batches": self._committer.batches,
+            "changes_written": self._committer.changes_written,
+            "commit_backlog": self._committer.backlog,
         }
 
     # ---- internals
@@ -205,7 +205,7 @@ class SeatBlockActor:
     async def _commit_decisions(self, results, on_refused) -> list[Booking | BookingError]:
         """Write the changes among ``results`` and turn each into the caller's answer.
 
-        A claim the journal gave up on is undone (it never became durable, so it never
+        A claim the group committer gave up on is undone (it never became durable, so it never
         happened); one the member cap refused is handed to ``on_refused``. On a timeout
         nothing is undone: the change may still commit, and the store stays the truth.
         """
@@ -215,7 +215,7 @@ class SeatBlockActor:
         self._bump_version(released=any(change.releases_seats for change in changes))
         self._expire_by(min((c.booking.expires_at for c in changes if c.booking.status is BookingStatus.HELD), default=None))
         try:
-            outcome = await asyncio.wait_for(self._journal.write(changes), ACK_TIMEOUT_SECONDS)
+            outcome = await asyncio.wait_for(self._committer.write(changes), ACK_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
             unknown = StoreUnavailable("the booking store did not confirm the change in time")
             return [unknown if isinstance(r, BookingChange) else r for r in results]
@@ -267,7 +267,7 @@ class SeatBlockActor:
                 expired = self._block.expire_due(time.time())
                 if expired:
                     self._bump_version(released=True)
-                    await self._journal.write(expired)
+                    await self._committer.write(expired)
             except Exception:
                 log.exception("%s: expiring holds failed; trying again shortly", self._block.block.name)
                 await asyncio.sleep(EXPIRY_RETRY_SECONDS)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain import errors as domain
+from encore.settings import BODY_BYTES_MAX
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +98,18 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException):
         code = CODE_BY_STATUS.get(error.status_code, "error")
         return problem(error.status_code, code, str(error.detail), getattr(error, "headers", None))
+
+
+TOO_LARGE_MESSAGE = f"request bodies are at most {BODY_BYTES_MAX} bytes"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised by the counting ``receive`` of ``api.edge.BoundAndMeasured``. An ``HTTPException``, so that
+    FastAPI, reading a body for a route, passes it on as 413 instead of "could not parse"."""
+
+    def __init__(self):
+        super().__init__(413, TOO_LARGE_MESSAGE)
+
+
+def too_large() -> JSONResponse:
+    return problem(413, "body_too_large", TOO_LARGE_MESSAGE)

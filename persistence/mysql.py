@@ -105,7 +105,7 @@ class MySQLStore(SqlStore):
             pool = await self._get_pool()
             async with pool.acquire() as connection:
                 # no BEGIN: with autocommit off the first statement opens the transaction, which
-                # saves a round trip on every commit (the journal's and the ledger's included)
+                # saves a round trip on every commit (the group committer's and the ledger's included)
                 try:
                     async with connection.cursor() as cursor:
                         yield _MySQLTransaction(cursor)
