@@ -31,13 +31,12 @@ FRONT_ENVIRONMENT = {
     # per route for /metrics instead.
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     # uvloop serves a new connection's first request only after a whole round of the busy
-    # ones: 256 connections opened at once waited up to 6 s (measured; asyncio's own loop
-    # accepts them in one batch, p99 231 ms at the same throughput)
+    # ones, so a crowd that connects at once waits seconds; asyncio's own loop accepts them in
+    # one batch at the same throughput (figures: docs/bench/history.md)
     "RAY_USE_UVLOOP": "0",
     # Each request goes to the replica with the fewest in flight, which steers around a replica
-    # that has lost its core for a moment. Hashing the bearer token (hdr(Authorization), one
-    # replica per member, round robin for anonymous reads) put the seat map's p95 at 158-197 ms
-    # in four runs of bench_http against 78-125 ms with leastconn (2026-12-03)
+    # that has lost its core for a moment; a hash of the bearer token would tie every member,
+    # and every anonymous read, to a replica whether it is busy or not (docs/bench/history.md)
     "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "leastconn",
 }
 

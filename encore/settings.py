@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     block_rows: int = Field(0, ge=0, le=99, description="rows per seat block; 0 = a whole section")
     seats_per_member_max: int = Field(4, ge=1, le=20, description="seats a member may hold and own at once, across the hall")
     price_per_seat: int = Field(
-        110_000, ge=0, description="KRW; no longer prices bookings (see ENCORE_GRADES), kept for old clients of /api/venue"
+        110_000, ge=0, description="KRW; prices nothing (bookings are priced by ENCORE_GRADES); sent in /api/venue for clients that read it"
     )
     grades: str = Field(
         "", description="name:price:#colour:sections;… e.g. VIP:165000:#7048e8:A,B,C;R:143000:#e64980:D,E,F,G; "
