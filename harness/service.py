@@ -131,15 +131,21 @@ def launch(env: dict, log_path: Path) -> LiveService:
 
 def stop_service(process: subprocess.Popen) -> None:
     """SIGTERM lets `encore serve` shut Serve and Ray down; whatever is left of its group is killed."""
+    end_group(process, grace_seconds=60)
+
+
+def end_group(process: subprocess.Popen, grace_seconds: float) -> None:
+    """SIGTERM to ``process``, ``grace_seconds`` to end by itself, then SIGKILL to what is left
+    of its process group (it was started with ``start_new_session``)."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=grace_seconds)
         except subprocess.TimeoutExpired:
             pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
 
 

@@ -45,7 +45,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +57,7 @@ import httpx
 import psutil
 
 from harness import mysql
+from harness.service import end_group
 from persistence import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -315,16 +315,7 @@ def run_locust(name: str, classes: list[str], users: int, spawn_rate: float, run
 
 
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # locust writes its CSVs and summary on SIGTERM
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    end_group(process, grace_seconds=30)  # locust writes its CSVs and summary on SIGTERM
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
