@@ -28,7 +28,7 @@ import time
 
 import ray
 
-from domain.errors import BookingError
+from domain.errors import QueueFull
 from domain.waiting_room import Standing, WaitingRoom
 from encore.collector import tune_collector
 from encore.settings import Settings
@@ -90,18 +90,18 @@ class QueueActor:
 
     # ---- messages
 
-    async def join_many(self, member_ids: list[int]) -> list[Standing | BookingError]:
+    async def join_many(self, member_ids: list[int]) -> list[Standing | QueueFull]:
         room = await self._ready()
         now = time.time()
         if self._idle:
             # the room's clock catches up first, so the measured admission rate does not count
             # the time nobody waited as time the line stood still
             self._advance(now)
-        answers: list[Standing | BookingError] = []
+        answers: list[Standing | QueueFull] = []
         for member_id in member_ids:
             try:
                 standing, event = room.join(member_id, now)
-            except BookingError as error:
+            except QueueFull as error:
                 answers.append(error)
                 continue
             if event is not None:

@@ -19,7 +19,7 @@ from encore.settings import BODY_BYTES_MAX
 
 log = logging.getLogger(__name__)
 
-STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
+STATUS_BY_DOMAIN_ERROR: dict[type[domain.Refusal], int] = {
     domain.InvalidSeats: 422,
     domain.SeatsSpanBlocks: 422,
     domain.TooManySeats: 422,
@@ -27,6 +27,7 @@ STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
     domain.BookingNotFound: 404,
     domain.BookingNotHeld: 409,
     domain.StoreUnavailable: 503,
+    domain.QueueFull: 503,
 }
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = "2"
@@ -64,7 +65,7 @@ def problem(status: int, code: str, message: str, headers: dict[str, str] | None
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
-def from_domain(error: domain.BookingError) -> ApiError:
+def from_domain(error: domain.Refusal) -> ApiError:
     """Raised in an actor, the error arrives as a Ray subclass of its own class: walk the MRO.
     A 503 says when to try again: a store that is down is usually back within seconds."""
     status = next((STATUS_BY_DOMAIN_ERROR[c] for c in type(error).__mro__ if c in STATUS_BY_DOMAIN_ERROR), 409)
@@ -76,7 +77,7 @@ def answer_for(error: Exception, method: str = "", path: str = "") -> JSONRespon
     """The problem body for any error a request raised: ours, the domain's or a crash."""
     if isinstance(error, ApiError):
         return problem(error.status, error.code, error.message, error.headers, **error.extra)
-    if isinstance(error, domain.BookingError):
+    if isinstance(error, domain.Refusal):
         api = from_domain(error)
         return problem(api.status, api.code, api.message, api.headers, **api.extra)
     log.error("unhandled error on %s %s", method, path, exc_info=error)
@@ -85,7 +86,7 @@ def answer_for(error: Exception, method: str = "", path: str = "") -> JSONRespon
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    @app.exception_handler(domain.BookingError)
+    @app.exception_handler(domain.Refusal)
     @app.exception_handler(Exception)
     async def _answer(request: Request, error: Exception):
         return answer_for(error, request.method, request.url.path)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from domain.booking import EventType
-from domain.errors import BookingError
+from domain.errors import QueueFull
 
 WAITING, ADMITTED, EXPIRED = "waiting", "admitted", "expired"
 LEFT, COMPLETED = "left", "completed"
@@ -58,12 +58,6 @@ EXPIRY_SLACK = 64  # stale expiry entries tolerated beyond 2 x admitted before c
 SNAPSHOT_VERSION = 1
 # the configuration's keys in snapshots saved by releases before 0.7, whose names put "max" first
 SNAPSHOT_CONFIG_OLD_KEYS = {"max_active": "active_max", "max_members": "members_max", "max_requeues": "requeues_max"}
-
-
-class QueueFull(BookingError):
-    """The room already holds ``members_max`` people; the edge answers 429/503 and the person retries."""
-
-    code = "queue_full"
 
 
 class Standing(NamedTuple):

@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from api import errors
 from domain.booking import EventType
+from domain.errors import BookingError
 from domain.tokens import InvalidToken, sign, verify
 from domain.waiting_room import (
     ADMITTED,
@@ -178,6 +180,8 @@ def test_the_room_has_an_upper_bound():
     with pytest.raises(QueueFull) as caught:
         r.join(99, T0)
     assert caught.value.code == "queue_full"
+    assert not isinstance(caught.value, BookingError), "a full room refuses no booking"
+    assert errors.answer_for(caught.value).status_code == 503
     assert r.join(2, T0)[1] is None, "someone already inside still gets their ticket"
     r.leave(0, T0)
     r.join(99, T0)
