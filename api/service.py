@@ -27,7 +27,7 @@ from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.seatmap import SeatMap
 from domain.booking import Booking, BookingStatus, EventType, new_booking_id
-from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks, SeatUnavailable
+from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, QueueFull, SeatsSpanBlocks, SeatUnavailable
 from encore.settings import Settings
 from payments import CallbackPayload, complete_checkout, providers_from_settings
 from persistence import open_store
@@ -128,7 +128,7 @@ class BookingService:
     async def join_queue(self, caller: Caller) -> QueueAnswer:
         """Join (or rejoin: the same place comes back) and get a signed ticket to poll with."""
         standing = await self.joins.submit("queue", caller.member_id)
-        if isinstance(standing, BookingError):
+        if isinstance(standing, QueueFull):
             raise ApiError(503, standing.code, standing.message, {"Retry-After": "5"})
         return self._queue_answer(caller, standing.number)
 
