@@ -19,7 +19,7 @@ import httpx
 from actors.queue import start_queue
 from actors.seat_block import HoldRequest, start_block
 from api.auth import Caller, Tokens
-from api.batcher import Batcher
+from actors.batching import Batcher
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.errors import ApiError
