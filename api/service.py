@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from actors.batching import Batcher
 from actors.queue import start_queue
 from actors.seat_block import HoldRequest, start_block
 from api.auth import Caller, Tokens
-from actors.batching import Batcher
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.errors import ApiError
