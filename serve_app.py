@@ -20,13 +20,13 @@ from api.edge import create_app
 from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.ratelimit import LoginThrottle, RateLimiter
-from api.routes import use_service
+from api.hot_routes import use_service
 from api.seatmap import SeatMap
 from api.service import BookingService
 from encore.collector import tune_collector
 from encore.settings import Settings, load_settings
 from payments import MockProviders, providers_from_settings
-from persistence import open_store
+from persistence import migrate, open_store
 
 edge_app = create_app()
 
@@ -38,7 +38,7 @@ def build_service(settings: Settings) -> BookingService:
     """A replica's service on the real actors: the seat blocks and the queue are found by name
     if they run already, and started otherwise."""
     blocks = [
-        start_block(block, settings.hold_seconds, settings.max_seats_per_member, settings.db_url,
+        start_block(block, settings.hold_seconds, settings.seats_per_member_max, settings.db_url,
                     settings.journal_changes_max)
         for block in settings.venue.blocks()
     ]
@@ -57,7 +57,7 @@ def wire(settings: Settings, store, blocks: list, queue) -> BookingService:
         blocks=blocks,
         queue=queue,
         queue_view=QueueView(queue, settings),
-        seat_map=SeatMap(settings.venue, blocks, settings.snapshot_interval_ms),
+        seat_map=SeatMap(settings.venue, blocks, settings.settle_interval_ms),
         providers=providers,
         mock_providers=MockProviders(providers, settings.base_url),
         tokens=Tokens(settings.secret_key, settings.token_seconds, settings.admission_seconds,
@@ -106,8 +106,6 @@ def app_builder(args: dict) -> Application:
 
     The store's schema is migrated here, once per deploy, before any actor opens it.
     """
-    from encore.cli import migrate
-
     settings = load_settings(**args)
-    asyncio.run(migrate(settings))
+    asyncio.run(migrate(settings.db_url))
     return build(settings)

@@ -33,7 +33,7 @@ import time
 
 import ray
 
-from domain.errors import BookingError, StoreUnavailable
+from domain.errors import QueueFull, StoreUnavailable
 from domain.waiting_room import Standing, WaitingRoom
 from encore.collector import tune_collector
 from encore.settings import Settings
@@ -84,7 +84,7 @@ class QueueActor:
         else:
             opens_at = self._settings.sale_opens_at.timestamp() if self._settings.sale_opens_at else None
             self._room = WaitingRoom(
-                max_active=self._settings.queue_max_active,
+                active_max=self._settings.queue_active_max,
                 admit_per_second=self._settings.queue_admit_per_second,
                 admission_seconds=self._settings.admission_seconds,
                 opens_at=opens_at,
@@ -95,7 +95,7 @@ class QueueActor:
 
     # ---- messages
 
-    async def join_many(self, member_ids: list[int]) -> list[Standing | BookingError]:
+    async def join_many(self, member_ids: list[int]) -> list[Standing | QueueFull | StoreUnavailable]:
         room = await self._ready()
         if self.log_full:
             refusal = StoreUnavailable("the queue's log cannot be written now; nobody joins until it can")
@@ -105,11 +105,11 @@ class QueueActor:
             # the room's clock catches up first, so the measured admission rate does not count
             # the time nobody waited as time the line stood still
             self._advance(now)
-        answers: list[Standing | BookingError] = []
+        answers: list[Standing | QueueFull] = []
         for member_id in member_ids:
             try:
                 standing, event = room.join(member_id, now)
-            except BookingError as error:
+            except QueueFull as error:
                 answers.append(error)
                 continue
             if event is not None:

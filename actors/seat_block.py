@@ -2,7 +2,7 @@
 
 Ray delivers the block's messages one event-loop step at a time, and every decision is one
 synchronous call into the domain, so no two decisions about a seat can interleave. A
-decision is acknowledged only after the journal has committed it. On (re)start the actor
+decision is acknowledged only after the group committer has committed it. On (re)start the actor
 rebuilds its block from the store, expiring holds whose deadline passed while it was down.
 """
 
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import ray
 
-from actors.journal import Journal, Outcome
+from actors.batching import GroupCommitter, Outcome
 from domain.booking import Booking, BookingChange, BookingStatus
 from domain.errors import BookingError, StoreUnavailable, TooManySeats
 from domain.payment import Payment, PaymentStatus
@@ -69,11 +69,11 @@ class BlockStatus:
 
 
 class SeatBlockActor:
-    def __init__(self, block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str,
+    def __init__(self, block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str,
                  journal_changes_max: int = JOURNAL_CHANGES_MAX):
-        self._block = SeatBlock(block, hold_seconds, max_seats_per_member)
+        self._block = SeatBlock(block, hold_seconds, seats_per_member_max)
         self._store = open_store(db_url, pool_size=2)
-        self._journal = Journal(self._commit, changes_max=journal_changes_max)
+        self._committer = GroupCommitter(self._commit, changes_max=journal_changes_max)
         self._late: set[asyncio.Task] = set()  # answers that timed out, still settled when their commit ends
         self._started: asyncio.Task | None = None
         self._expiry: asyncio.Task | None = None
@@ -96,13 +96,13 @@ class SeatBlockActor:
         expired = self._block.expire_due(time.time())
         if expired:
             log.info("%s: %d holds expired while the block was down", self._block.block.name, len(expired))
-            await self._journal.write(expired)
+            await self._committer.write(expired)
         self._bump_version(released=True)  # a new incarnation: what readers knew is from the old one
         self._expiry = asyncio.create_task(self._expire_forever())
 
     async def _commit(self, changes) -> set[str]:
         return await self._store.commit_block_changes(
-            self._block.block.index, changes, self._block.max_seats_per_member
+            self._block.block.index, changes, self._block.seats_per_member_max
         )
 
     # ---- messages
@@ -110,8 +110,8 @@ class SeatBlockActor:
     async def hold_many(self, requests: list[HoldRequest]) -> list[Booking | BookingError]:
         """Decide every request now, write the winners in one commit, then answer each."""
         await self._ready()
-        if not self._journal.takes_claims(len(requests)):
-            # decided now, each would be given up by the journal and undone: refuse before deciding
+        if not self._committer.takes_claims(len(requests)):
+            # decided now, each would be given up by the group committer and undone: refuse before deciding
             return [StoreUnavailable("the booking store is not keeping up; nothing was held") for _ in requests]
         now = time.time()
         results: list[Booking | list[BookingChange] | BookingError] = []
@@ -199,10 +199,10 @@ class SeatBlockActor:
             "block": self._block.block.index,
             "pid": os.getpid(),
             "live_bookings": len(self._block.live_bookings()),
-            "commit_batches": self._journal.batches,
-            "changes_written": self._journal.changes_written,
-            "journal_backlog": self._journal.backlog,
-            "journal_claims_refused": self._journal.claims_refused,
+            "commit_batches": self._committer.batches,
+            "changes_written": self._committer.changes_written,
+            "commit_backlog": self._committer.backlog,
+            "commit_claims_refused": self._committer.claims_refused,
         }
 
     # ---- internals
@@ -235,7 +235,7 @@ class SeatBlockActor:
         caller's answer: the booking as the decision left it (``None`` for a decision that
         changed nothing).
 
-        A claim the journal gave up on is undone with its whole decision (it never became
+        A claim the group committer gave up on is undone with its whole decision (it never became
         durable, so it never happened); one the member cap refused is handed to
         ``on_refused``. On a timeout the caller is answered ``store_unavailable`` at once, and
         the outcome is still settled when the commit ends: a claim given up then is undone
@@ -247,7 +247,7 @@ class SeatBlockActor:
         if any(change.previous is not change.booking.status for change in changes):
             self._bump_version(released=any(change.releases_seats for change in changes))
         self._expire_by(min((c.booking.expires_at for c in changes if c.booking.status is BookingStatus.HELD), default=None))
-        written = asyncio.ensure_future(self._journal.write(changes))
+        written = asyncio.ensure_future(self._committer.write(changes))
         try:
             outcome = await asyncio.wait_for(asyncio.shield(written), ACK_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
@@ -285,7 +285,7 @@ class SeatBlockActor:
         return answers
 
     async def _refuse_hold(self, changes: list[BookingChange]) -> BookingError:
-        return TooManySeats("over the per-member seat cap across the hall", max_seats=self._block.max_seats_per_member)
+        return TooManySeats("over the per-member seat cap across the hall", max_seats=self._block.seats_per_member_max)
 
     async def _refund_instead(self, changes: list[BookingChange]) -> Booking | BookingError:
         """A late success whose re-grant would pass the member's cap is refunded instead."""
@@ -315,7 +315,7 @@ class SeatBlockActor:
                 expired = self._block.expire_due(time.time())
                 if expired:
                     self._bump_version(released=True)
-                    await self._journal.write(expired)
+                    await self._committer.write(expired)
             except Exception:
                 log.exception("%s: expiring holds failed; trying again shortly", self._block.block.name)
                 await asyncio.sleep(EXPIRY_RETRY_SECONDS)
@@ -328,9 +328,9 @@ def block_actor_name(block: Block) -> str:
     return f"encore-{block.name}"
 
 
-def start_block(block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str,
+def start_block(block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str,
                 journal_changes_max: int = JOURNAL_CHANGES_MAX):
     """Create (or find, if it already runs) the named, restartable actor for ``block``."""
     return SeatBlockRemote.options(
         name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
-    ).remote(block, hold_seconds, max_seats_per_member, db_url, journal_changes_max)
+    ).remote(block, hold_seconds, seats_per_member_max, db_url, journal_changes_max)

@@ -1,30 +1,22 @@
-"""The replica's ASGI edge: what every request passes before FastAPI, and the routes that skip it.
-
-On this hot path FastAPI's routing, dependency solving and response validation cost more
-than answering the seat map, a queue poll or a refused hold (docs/DESIGN.md: principle
-1). Those arrive by the hundred thousand, so ``HotRoutes`` answers them with the very
-functions their routes call, and FastAPI still declares them for ``/openapi.json`` and serves
-everything else.
-"""
+"""The replica's ASGI edge: what every request passes before FastAPI (a bound on its body, the
+edge's headers on its answer, its time per route), then the hot routes (``api.hot_routes``),
+then FastAPI with every route (``api.routes``)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
-from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors, routes
+from api.hot_routes import HotRoutes, start_background
 from api.metrics import Metrics
 from encore.settings import BODY_BYTES_MAX
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-TOO_LARGE_MESSAGE = f"request bodies are at most {BODY_BYTES_MAX} bytes"
 
 PAGE_POLICY = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -74,70 +66,6 @@ def edge_headers(headers, security: tuple, private: bool) -> list:
     return [*headers, *added]
 
 
-HOT_ROUTES = {
-    ("GET", "/api/seats"): lambda scope, body: routes.seat_map_answer(
-        header(scope, b"if-none-match"), header(scope, b"accept-encoding")),
-    ("GET", "/api/queue/status"): lambda scope, body: routes.queue_status_answer(header(scope, b"if-none-match")),
-    ("GET", "/api/queue"): lambda scope, body: routes.queue_answer(
-        header(scope, b"authorization"), query_parameter(scope, "ticket")),
-    ("POST", "/api/holds"): lambda scope, body: routes.hold_answer(
-        header(scope, b"authorization"), header(scope, b"x-admission-token"), header(scope, b"idempotency-key"),
-        header(scope, b"content-type"), body),
-    ("GET", "/static-ceiling"): lambda scope, body: routes.constant_answer(),
-}
-
-
-def header(scope, name: bytes) -> str | None:
-    """The request header ``name`` (lower case), read from the scope as Starlette would."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-def query_parameter(scope, name: str) -> str | None:
-    """The last value of ``name`` in the query string, as Starlette's ``QueryParams`` gives it
-    (``parse_qsl``, blank values kept). A query with nothing to unquote, as every poll's is, is
-    split directly: ``parse_qsl`` costs a poll more than finding its place in the line."""
-    query = scope["query_string"].decode("latin-1")
-    if "%" in query or "+" in query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-    elif "&" not in query:
-        pairs = [query.partition("=")[::2]] if query else []
-    else:
-        pairs = [part.partition("=")[::2] for part in query.split("&") if part]
-    found = None
-    for key, value in pairs:
-        if key == name:
-            found = value
-    return found
-
-
-class BodyTooLarge(StarletteHTTPException):
-    """Raised by the counting ``receive`` of ``BoundAndMeasured``. An ``HTTPException``, so that
-    FastAPI, reading a body for a route, passes it on as 413 instead of "could not parse"."""
-
-    def __init__(self):
-        super().__init__(413, TOO_LARGE_MESSAGE)
-
-
-async def read_body(receive) -> bytes:
-    """The whole request body (``receive`` is the bounded one, so this stops past the bound)."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def too_large():
-    return errors.problem(413, "body_too_large", TOO_LARGE_MESSAGE)
-
-
 def bounded(receive):
     """``receive`` that refuses a body past ``BODY_BYTES_MAX`` as it arrives, whoever reads it
     and whether or not a length was announced: nothing past the bound is read."""
@@ -149,34 +77,10 @@ def bounded(receive):
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > BODY_BYTES_MAX:
-                raise BodyTooLarge
+                raise errors.BodyTooLarge
         return message
 
     return receive_within_bound
-
-
-class HotRoutes:
-    """A method and path of ``HOT_ROUTES``: answered here, errors as the same problem bodies."""
-
-    def __init__(self, app: FastAPI):
-        self.app = app
-        # what Starlette's router would have put in ``scope["route"]``, for the per-route metrics
-        self.routes = {key: SimpleNamespace(path=key[1]) for key in HOT_ROUTES}
-
-    async def __call__(self, scope, receive, send):
-        key = (scope["method"], scope["path"]) if scope["type"] == "http" else None
-        answer = HOT_ROUTES.get(key)
-        if answer is None:
-            return await self.app(scope, receive, send)
-        scope["route"] = self.routes[key]
-        try:
-            body = await read_body(receive) if key[0] == "POST" else b""
-            response = await answer(scope, body)
-        except BodyTooLarge:
-            response = too_large()
-        except Exception as error:
-            response = errors.answer_for(error, *key)
-        await response(scope, receive, send)
 
 
 class BoundAndMeasured:
@@ -212,8 +116,8 @@ class BoundAndMeasured:
             await send(message)
 
         if announced_too_long:
-            return await too_large()(scope, receive, send_and_note)
-        routes.start_background()
+            return await errors.too_large()(scope, receive, send_and_note)
+        start_background()
         started = time.perf_counter()
         try:
             await self.app(scope, bounded(receive), send_and_note)

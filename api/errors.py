@@ -15,10 +15,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain import errors as domain
+from encore.settings import BODY_BYTES_MAX
 
 log = logging.getLogger(__name__)
 
-STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
+STATUS_BY_DOMAIN_ERROR: dict[type[domain.Refusal], int] = {
     domain.InvalidSeats: 422,
     domain.SeatsSpanBlocks: 422,
     domain.TooManySeats: 422,
@@ -28,6 +29,7 @@ STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
     domain.BookingNotHeld: 409,
     domain.StoreUnavailable: 503,
     domain.Overloaded: 503,
+    domain.QueueFull: 503,
 }
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = "2"
@@ -65,7 +67,7 @@ def problem(status: int, code: str, message: str, headers: dict[str, str] | None
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
-def from_domain(error: domain.BookingError) -> ApiError:
+def from_domain(error: domain.Refusal) -> ApiError:
     """Raised in an actor, the error arrives as a Ray subclass of its own class: walk the MRO.
     A 503 says when to try again: a store that is down is usually back within seconds."""
     status = next((STATUS_BY_DOMAIN_ERROR[c] for c in type(error).__mro__ if c in STATUS_BY_DOMAIN_ERROR), 409)
@@ -77,7 +79,7 @@ def answer_for(error: Exception, method: str = "", path: str = "") -> JSONRespon
     """The problem body for any error a request raised: ours, the domain's or a crash."""
     if isinstance(error, ApiError):
         return problem(error.status, error.code, error.message, error.headers, **error.extra)
-    if isinstance(error, domain.BookingError):
+    if isinstance(error, domain.Refusal):
         api = from_domain(error)
         return problem(api.status, api.code, api.message, api.headers, **api.extra)
     log.error("unhandled error on %s %s", method, path, exc_info=error)
@@ -86,7 +88,7 @@ def answer_for(error: Exception, method: str = "", path: str = "") -> JSONRespon
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    @app.exception_handler(domain.BookingError)
+    @app.exception_handler(domain.Refusal)
     @app.exception_handler(Exception)
     async def _answer(request: Request, error: Exception):
         return answer_for(error, request.method, request.url.path)
@@ -99,3 +101,18 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException):
         code = CODE_BY_STATUS.get(error.status_code, "error")
         return problem(error.status_code, code, str(error.detail), getattr(error, "headers", None))
+
+
+TOO_LARGE_MESSAGE = f"request bodies are at most {BODY_BYTES_MAX} bytes"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised by the counting ``receive`` of ``api.edge.BoundAndMeasured``. An ``HTTPException``, so that
+    FastAPI, reading a body for a route, passes it on as 413 instead of "could not parse"."""
+
+    def __init__(self):
+        super().__init__(413, TOO_LARGE_MESSAGE)
+
+
+def too_large() -> JSONResponse:
+    return problem(413, "body_too_large", TOO_LARGE_MESSAGE)

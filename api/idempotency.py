@@ -25,7 +25,7 @@ from typing import Awaitable, Callable
 
 from fastapi.responses import Response
 
-from api.batcher import Batcher
+from actors.batching import Batcher
 from api.errors import ApiError, from_domain
 from domain.errors import BookingError, StoreUnavailable
 from encore.settings import BATCH_WAITING_MAX

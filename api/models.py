@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+
+def iso(epoch: float) -> str:
+    """A moment as the API writes it: UTC, milliseconds, ``Z``."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 SEATS_PER_REQUEST_MAX = 20
 

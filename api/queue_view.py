@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timezone
 from typing import NamedTuple
 
+from domain.waiting_room import expected_wait_seconds, people_ahead
 from encore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,14 +111,11 @@ class QueueView:
     def position(self, number: int | None, now: float | None = None) -> Position:
         """Where ticket ``number`` stands (``None``: in the pre-opening draw)."""
         summary = self.summary or self._before_first_summary
-        rate = summary["rate"] or self._rate_default
-        if number is not None and number >= summary["head"]:
-            ahead = number - summary["head"]
-            return _waiting(ahead, ahead / rate)
         now = time.time() if now is None else now
-        if number is None:
-            ahead = max(0, summary["drawing"] - 1)
-            return _waiting(ahead, max(0.0, (summary["opens_at"] or now) - now) + ahead / rate)
+        if number is None or number >= summary["head"]:
+            ahead = people_ahead(number, summary["head"], summary["drawing"])
+            until_opening = (summary["opens_at"] or now) - now if number is None else 0.0
+            return _waiting(ahead, expected_wait_seconds(ahead, summary["rate"], until_opening))
         admitted_at = self._admitted_at(number)
         if admitted_at is None or admitted_at + self._admission_seconds <= now:
             return Position("expired", 0, 0, POLL_MS_MAX)

@@ -6,7 +6,7 @@ limit (the limit ÷ the ingress replicas). HAProxy's leastconn spreads a member'
 over the replicas, so together they never let more than the limit through; a member whose
 requests happen to crowd onto one replica meets its share a little early. (Sending a
 member's requests to one replica by hashing the bearer token would count in one place, but
-measured on this machine it put the seat map's p95 over 150 ms: see ``encore/cli.py``.)
+would take the front's steering around a busy replica away: see ``encore/cli.py``.)
 """
 
 from __future__ import annotations

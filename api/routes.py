@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -10,12 +9,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ValidationError
 
 from api import models
 from api.auth import Caller, hash_password, password_matches
-from api.errors import ApiError, invalid_request
+from api.errors import ApiError
+from api.hot_routes import (
+    TICKET_CHARS_MAX, admitted_writer, constant_answer, hold_once, queue_answer, queue_status_answer, seat_map_answer,
+    service,
+)
 from api.idempotency import request_fingerprint
+from api.models import iso
 from api.ratelimit import client_address
 from api.service import BookingService
 from domain.booking import Booking, booking_number
@@ -23,30 +26,9 @@ from domain.dashboard import log_csv, seats_by_grade
 from domain.payment import Payment
 from payments import CHECKOUT_PAGE_HEADERS, SIGNATURE_HEADER, CallbackPayloadError, SignatureError, read_callback, render_checkout_page
 from persistence import Conflict
-from persistence.records import LogQuery
-
-TICKET_CHARS_MAX = 2048
-LOG_PAGE_DEFAULT = 50
-LOG_PAGE_MAX = 200
+from persistence.records import LOG_PAGE_DEFAULT, LOG_PAGE_MAX, LogQuery
 
 router = APIRouter()
-
-
-class JSONBytes(Response):
-    """A JSON body rendered already: Starlette's ``Response`` less its per-request header
-    assembly, for the answers that arrive by the hundred thousand (polls, the ceiling)."""
-
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, status_code: int = 200):
-        self.status_code = status_code
-        self.body = body
-        self.background = None
-        self.raw_headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: str | None, name: str) -> float | None:
@@ -59,39 +41,13 @@ def parse_time(value: str | None, name: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
-_service: BookingService | None = None
-
-
-def use_service(booking_service: BookingService) -> None:
-    """Give this process's routes their service. Serve runs a copy of the app object in each
-    replica, so the service lives here, in the module, rather than on ``app.state``."""
-    global _service
-    _service = booking_service
-
-
-def start_background() -> None:
-    if _service is not None:
-        _service.start_background()
-
-
-async def service() -> BookingService:
-    if _service is None:
-        raise ApiError(503, "starting", "the service is starting", {"Retry-After": "1"})
-    return _service
-
-
 async def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
     return (await service()).tokens.caller(authorization)
 
 
-async def admitted(who: Annotated[Caller, Depends(caller)], x_admission_token: Annotated[str | None, Header()] = None) -> Caller:
-    (await service()).tokens.check_admission(x_admission_token, who)
-    return who
-
-
-async def writer(who: Annotated[Caller, Depends(admitted)]) -> Caller:
-    (await service()).rate_limiter.check(who.member_id, time.time())
-    return who
+async def writer(authorization: Annotated[str | None, Header()] = None,
+                 x_admission_token: Annotated[str | None, Header()] = None) -> Caller:
+    return admitted_writer(await service(), authorization, x_admission_token)
 
 
 Service = Annotated[BookingService, Depends(service)]
@@ -172,50 +128,11 @@ async def poll_queue(ticket: Annotated[str, Query(min_length=1, max_length=TICKE
     return await queue_answer(authorization, ticket)
 
 
-async def queue_answer(authorization: str | None, ticket: str | None) -> Response:
-    svc = await service()
-    if not ticket or len(ticket) > TICKET_CHARS_MAX:
-        svc.tokens.caller(authorization)  # 401 before 422, in FastAPI's order
-        raise ApiError(422, "validation_error", "the request is not valid",
-                       errors=[{"loc": ["query", "ticket"], "msg": f"a ticket of 1 to {TICKET_CHARS_MAX} characters is required"}])
-    return JSONBytes((await svc.poll_queue(authorization, ticket)).render())
-
-
 @router.get("/api/queue/status", response_model=models.QueueStatusOut, tags=["queue"],
             responses={304: {"description": "the status has not changed since the ETag sent in If-None-Match"}})
 async def queue_status(if_none_match: Annotated[str | None, Header()] = None):
     """Declared here for the schema; ``api.edge.HotRoutes`` answers it with ``queue_status_answer``."""
     return await queue_status_answer(if_none_match)
-
-
-async def queue_status_answer(if_none_match: str | None) -> Response:
-    """The same bytes for everyone, for up to a second: what the HTTP cache in front serves
-    to the whole waiting room, asking a replica about once a second."""
-    view = (await service()).queue_view
-    body, etag = view.status_body, view.status_etag
-    headers = {"ETag": etag, "Cache-Control": LIVE_CACHE_CONTROL, "X-Accel-Expires": until_this_second_ends()}
-    if etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
-
-
-# Browsers and caches keep the seat map and the queue status a second; an HTTP cache may serve
-# an expired copy one more second while it fetches the next. Sent before X-Accel-Expires: see
-# encore/cache.py, whose nginx reads the extension only in that order.
-LIVE_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=1"
-
-
-def until_this_second_ends() -> str:
-    """For the HTTP cache in front (nginx, which counts in whole seconds and drops this header
-    before it reaches a client): keep this answer until the current second ends, so that no
-    copy it serves is more than a second old."""
-    return f"@{int(time.time())}"
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """If-None-Match compares weakly (RFC 9110): ``W/"x"`` matches ``"x"``."""
-    strong = etag.removeprefix("W/")
-    return if_none_match is not None and strong in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
 
 
 @router.post("/api/queue/admission", response_model=models.AdmissionOut, tags=["queue"],
@@ -257,41 +174,6 @@ async def seats(if_none_match: Annotated[str | None, Header()] = None,
     return await seat_map_answer(if_none_match, accept_encoding)
 
 
-async def seat_map_answer(if_none_match: str | None, accept_encoding: str | None) -> Response:
-    """The replica's current map, gzip-compressed when the client takes it (the weak ETag of
-    that variant matches the same version, as If-None-Match compares weakly)."""
-    seat_map = (await service()).seat_map
-    compressed = accepts_gzip(accept_encoding)
-    headers = {"ETag": seat_map.etag_gzip if compressed else seat_map.etag, "Cache-Control": LIVE_CACHE_CONTROL,
-               "Vary": "Accept-Encoding", "X-Accel-Expires": until_this_second_ends()}
-    if etag_matches(if_none_match, seat_map.etag):
-        return Response(status_code=304, headers=headers)
-    if compressed:
-        headers["Content-Encoding"] = "gzip"
-        return Response(seat_map.body_gzip, media_type="application/json", headers=headers)
-    return Response(seat_map.body, media_type="application/json", headers=headers)
-
-
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """RFC 9110: gzip is acceptable unless its weight is 0; ``*`` stands for codings not named."""
-    weights = {}
-    for coding in (accept_encoding or "").lower().split(","):
-        name, _, params = coding.partition(";")
-        weights[name.strip()] = _weight(params)
-    return weights.get("gzip", weights.get("*", 0.0)) > 0
-
-
-def _weight(params: str) -> float:
-    for param in params.split(";"):
-        key, _, value = param.strip().partition("=")
-        if key == "q":
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 1.0
-
-
 # ---- holds, bookings, payments
 
 @router.post("/api/holds", status_code=201, response_model=models.HoldOut, tags=["bookings"],
@@ -299,52 +181,6 @@ def _weight(params: str) -> float:
 async def hold(body: models.HoldIn, who: Writer, svc: Service, key: IdempotencyKey = None):
     """Declared here for the schema; ``api.edge.HotRoutes`` answers it with ``hold_answer``."""
     return await hold_once(svc, who, body, key)
-
-
-async def hold_answer(authorization: str | None, admission_token: str | None, key: str | None,
-                      content_type: str | None, body: bytes) -> Response:
-    """``POST /api/holds`` checked in the order FastAPI's dependencies would: session, admission,
-    rate limit, then the body. At 13 buyers per seat the sale is mostly holds, and FastAPI's
-    routing and dependency solving cost them more than deciding them does."""
-    svc = await service()
-    who = svc.tokens.caller(authorization)
-    svc.tokens.check_admission(admission_token, who)
-    svc.rate_limiter.check(who.member_id, time.time())
-    return await hold_once(svc, who, read_json_body(models.HoldIn, content_type, body), key)
-
-
-async def hold_once(svc: BookingService, who: Caller, body: models.HoldIn, key: str | None) -> Response:
-    """Most holds of a busy sale are refused before their block is asked: those are remembered
-    under their key in one transaction, the others after their block decides."""
-    async def work():
-        booking = await svc.hold(who.member_id, body.seat_ids)
-        return 201, models.HoldOut(
-            booking_id=booking.booking_id, seat_ids=list(booking.seat_ids), status=booking.status.value,
-            expires_at=iso(booking.expires_at),
-        ).model_dump()
-
-    fingerprint = request_fingerprint("POST", "/api/holds", body.model_dump())
-    return await svc.idempotency.run_once(who.member_id, key, fingerprint, work, svc.hold_refusal(body.seat_ids))
-
-
-def read_json_body(model: type[BaseModel], content_type: str | None, body: bytes) -> BaseModel:
-    """The body as FastAPI reads it for a model parameter: JSON when the type says JSON (or says
-    nothing), anything else left as bytes for the model to refuse; refusals are the same 422."""
-    value = None
-    if body:
-        value = body
-        media_type = (content_type or "application/json").partition(";")[0].strip().lower()
-        if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
-            try:
-                value = json.loads(body)
-            except (UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than the decoder goes
-                raise ApiError(400, "bad_request", "There was an error parsing the body") from None
-            except json.JSONDecodeError as error:
-                raise invalid_request([{"loc": ["body", error.pos], "msg": "JSON decode error"}]) from None
-    try:
-        return model.model_validate(value)
-    except ValidationError as error:
-        raise invalid_request([{"loc": ["body", *error_["loc"]], "msg": error_["msg"]} for error_ in error.errors()]) from None
 
 
 @router.delete("/api/holds/{booking_id}", response_model=models.CancelOut, tags=["bookings"])
@@ -537,7 +373,3 @@ async def static_ceiling():
     """A constant answer through the same front and the same hot path as the seat map and the
     queue polls: the ceiling every benchmark divides by."""
     return await constant_answer()
-
-
-async def constant_answer() -> Response:
-    return JSONBytes(b'{"ok":true}')

@@ -19,7 +19,8 @@ import hashlib
 import json
 import logging
 
-from domain.seat_block import AVAILABLE
+from domain.errors import BookingError
+from domain.seat_block import AVAILABLE, hold_refusal
 from domain.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ FOLLOW_WAIT_SECONDS = 5.0
 
 class SeatMap:
     def __init__(self, venue: Venue, blocks: list, interval_ms: int):
+        self._venue = venue
         self._blocks = blocks
         self._starts = [b.first_seat_id for b in venue.blocks()]
         self._versions = [-1] * len(blocks)
@@ -70,6 +72,10 @@ class SeatMap:
         """Block ``index`` holds this map's open question, so it has released no seat that
         the map shows taken (or the news is on its way)."""
         return self._open[index]
+
+    def hold_refusal(self, seat_ids) -> BookingError | None:
+        """``domain.seat_block.hold_refusal`` by this map as it is now."""
+        return hold_refusal(self._venue, self._status, self._open, seat_ids)
 
     def taken(self, seat_ids) -> list[int]:
         """The seats among ``seat_ids`` that this map shows held or sold."""

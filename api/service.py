@@ -14,18 +14,19 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from actors.batching import Batcher
 from actors.seat_block import HoldRequest, Verdict
 from api.auth import Caller, Tokens
-from api.batcher import Batcher
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.errors import ApiError
 from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.seatmap import SeatMap
-from domain.booking import Booking, BookingStatus, new_booking_id
-from domain.errors import BookingError, BookingNotFound, BookingNotHeld, InvalidSeats, SeatsSpanBlocks, SeatUnavailable
+from domain.booking import Booking, BookingStatus, new_booking_id, visible_booking
+from domain.errors import BookingError, BookingNotHeld, Refusal, SeatUnavailable
 from domain.payment import Payment, PaymentStatus
+from domain.venue import distinct_seats
 from encore.settings import Settings
 from payments import CallbackPayload, MockProviders, Provider
 from persistence.store import SqlStore
@@ -47,7 +48,7 @@ def venue_out(settings: Settings, provider_names: list[str]) -> VenueOut:
         sections=[SectionOut(**vars(section), grade=prices.grade_of_section(section.name).name) for section in venue.sections],
         block_rows=venue.block_rows,
         hold_seconds=settings.hold_seconds,
-        max_seats_per_member=settings.max_seats_per_member,
+        max_seats_per_member=settings.seats_per_member_max,
         grades=[GradeOut(name=g.name, price=g.price, colour=g.colour, sections=list(g.sections)) for g in prices.grades],
         booking_fee=prices.fee_per_seat,
         price_per_seat=settings.price_per_seat,
@@ -137,7 +138,7 @@ class BookingService:
     async def join_queue(self, caller: Caller) -> QueueAnswer:
         """Join (or rejoin: the same place comes back) and get a signed ticket to poll with."""
         standing = await self.joins.submit("queue", caller.member_id)
-        if isinstance(standing, BookingError):
+        if isinstance(standing, Refusal):  # the room is full, or its log cannot be written now
             raise ApiError(503, standing.code, standing.message, {"Retry-After": "5"})
         return self._queue_answer(caller, standing.number)
 
@@ -184,40 +185,21 @@ class BookingService:
     # ---- holds
 
     async def hold(self, member_id: int, seat_ids: list[int]) -> Booking:
-        """All or nothing; the seats must lie in one block (one section by default)."""
-        refusal = self.hold_refusal(seat_ids)
-        if refusal is not None:
-            raise refusal
-        seats = tuple(sorted(set(seat_ids)))
+        """All or nothing, for seats ``hold_refusal`` let through: they lie in one block (one
+        section by default), and that block decides."""
+        seats = distinct_seats(seat_ids)
         result = await self.holds.submit(self.venue.block_index_of(seats[0]), HoldRequest(new_booking_id(), member_id, seats))
         if isinstance(result, BookingError):
             raise result
         return result
 
     def hold_refusal(self, seat_ids: list[int]) -> BookingError | None:
-        """Why these seats are refused before their block is asked, if they are.
-
-        Ids outside the hall, or seats of several blocks. And seats the map shows taken, while
-        the map is current for their block (``SeatMap.current``): most attempts of a busy sale
-        are on seats already taken. A seat released a moment ago, while the news was on its
-        way, is refused as if another contender had won it. A block whose last question
-        failed decides itself.
-        """
-        seats = sorted(set(seat_ids))
-        if not seats:
-            return InvalidSeats("choose at least one seat", seats=[])
-        outside = [s for s in seats if not 0 <= s < self.venue.seats]
-        if outside:
-            return InvalidSeats(f"seat ids run from 0 to {self.venue.seats - 1}", seats=outside)
-        blocks = {self.venue.block_index_of(s) for s in seats}
-        if len(blocks) > 1:
-            return SeatsSpanBlocks("the seats of one booking must lie in one section", seats=seats)
-        if self.seat_map.current(blocks.pop()):
-            taken = self.seat_map.taken(seats)
-            if taken:
-                self.holds_refused_by_map += 1
-                return SeatUnavailable.of(taken)
-        return None
+        """Why these seats are refused before their block is asked, if they are
+        (``domain.seat_block.hold_refusal`` by this replica's seat map); asked once per hold."""
+        refusal = self.seat_map.hold_refusal(seat_ids)
+        if isinstance(refusal, SeatUnavailable):
+            self.holds_refused_by_map += 1
+        return refusal
 
     async def _hold_batch(self, block_index: int, requests: list[HoldRequest]) -> list:
         return await self.blocks[block_index].hold_many.remote(requests)
@@ -237,12 +219,10 @@ class BookingService:
     # ---- reading bookings
 
     async def booking(self, booking_id: str, member_id: int, is_admin: bool) -> BookingView:
-        """Another member's booking is "not found": its existence is not revealed."""
+        """Another member's booking is "not found" (``domain.booking.visible_booking``)."""
         found = await self.store.booking(booking_id) if len(booking_id) <= 32 else None
-        if found is None or (found[0].member_id != member_id and not is_admin):
-            raise BookingNotFound("no such booking")
-        booking, block_index = found
-        return BookingView(booking, block_index, await self.store.latest_payment(booking_id))
+        booking = visible_booking(found[0] if found else None, member_id, is_admin)
+        return BookingView(booking, found[1], await self.store.latest_payment(booking_id))
 
     # ---- payments
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from domain.payment import Payment
 
+from domain.errors import BookingNotFound
+
 
 class BookingStatus(str, Enum):
     HELD = "held"
@@ -57,6 +59,14 @@ class Booking:
     def payable(self, now: float) -> bool:
         """A hold can be paid, and a success sells its seats as they are, only until its deadline."""
         return self.status is BookingStatus.HELD and now < self.expires_at
+
+
+def visible_booking(booking: Booking | None, member_id: int, is_admin: bool = False) -> Booking:
+    """The booking as ``member_id`` may see it: another member's booking is "not found", not
+    "forbidden", so its existence is not revealed; an admin sees every booking."""
+    if booking is None or (booking.member_id != member_id and not is_admin):
+        raise BookingNotFound("no such booking")
+    return booking
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""The reasons a booking request is refused, each with a stable ``code`` clients can rely on."""
+"""The reasons a request is refused by a rule, each with a stable ``code`` clients can rely on."""
 
 from __future__ import annotations
 
 
-class BookingError(Exception):
-    """A refused request. ``code`` is stable snake_case; ``extra`` goes into the error body."""
+class Refusal(Exception):
+    """A request a rule refused. ``code`` is stable snake_case; ``extra`` goes into the error body."""
 
-    code = "booking_error"
+    code = "refused"
 
     def __init__(self, message: str, **extra):
         super().__init__(message)
@@ -26,6 +26,18 @@ class BookingError(Exception):
 
     def __hash__(self) -> int:
         return hash((type(self), self.message))
+
+
+class BookingError(Refusal):
+    """A booking request refused: its seats, its cap, its booking, or the store behind it."""
+
+    code = "booking_error"
+
+
+class QueueFull(Refusal):
+    """The waiting room already holds its ``members_max`` people; the person tries again shortly."""
+
+    code = "queue_full"
 
 
 class InvalidSeats(BookingError):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from domain.venue import Venue
+from domain.venue import Venue, distinct_seats
 
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _NAME = re.compile(r"^[A-Za-z0-9가-힣+]{1,8}$")
@@ -129,7 +129,7 @@ class PriceList:
         return self._by_section[self.venue.section_of(seat_id).name]
 
     def quote(self, seat_ids: Iterable[int]) -> Quote:
-        seats = tuple((s, (g := self.grade_of(s)).name, g.price) for s in sorted(set(seat_ids)))
+        seats = tuple((s, (g := self.grade_of(s)).name, g.price) for s in distinct_seats(seat_ids))
         return Quote(seats, self.fee_per_seat)
 
     def amount(self, seat_ids: Iterable[int]) -> int:

@@ -11,20 +11,20 @@ Seat lifecycle: ``A`` (available) → ``H`` (held by one booking) → ``S`` (sol
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable
+from typing import Iterable, Sequence
 
-from domain.booking import Booking, BookingChange, BookingStatus, EventType
+from domain.booking import Booking, BookingChange, BookingStatus, EventType, visible_booking
 from domain.errors import (
+    BookingError,
     BookingNotFound,
     BookingNotHeld,
     InvalidSeats,
     PaymentNotFound,
-    SeatsSpanBlocks,
     SeatUnavailable,
     TooManySeats,
 )
 from domain.payment import REFUNDED_ALREADY_PAID, Payment, PaymentStatus, Settlement, settle
-from domain.venue import Block
+from domain.venue import Block, Venue, distinct_seats
 
 AVAILABLE, HELD, SOLD = ord("A"), ord("H"), ord("S")
 
@@ -34,11 +34,29 @@ def within_cap(seats_owned: int, seats_requested: int, cap: int) -> bool:
     return seats_owned + seats_requested <= cap
 
 
+def hold_refusal(venue: Venue, status: bytes | bytearray, current: Sequence[bool], seat_ids: Iterable[int]) -> BookingError | None:
+    """Why a hold is refused before its block is asked, if it is, from a replica's seat map
+    (``status``: one ``A``/``H``/``S`` byte per seat of the hall; ``current[i]``: block ``i``
+    holds the map's open question, so it has released no seat the map shows taken).
+
+    The layout's refusals (``Venue.layout_refusal``), then seats the map shows taken while it
+    is current for their block: most attempts of a busy sale are on seats already taken. A
+    seat released a moment ago, while the news was on its way, is refused as if another
+    contender had won it; a block the map cannot follow decides itself.
+    """
+    seats = distinct_seats(seat_ids)
+    refusal = venue.layout_refusal(seats)
+    if refusal is not None or not current[venue.block_index_of(seats[0])]:
+        return refusal
+    taken = [seat for seat in seats if status[seat] != AVAILABLE]
+    return SeatUnavailable.of(taken) if taken else None
+
+
 class SeatBlock:
-    def __init__(self, block: Block, hold_seconds: float, max_seats_per_member: int):
+    def __init__(self, block: Block, hold_seconds: float, seats_per_member_max: int):
         self.block = block
         self.hold_seconds = hold_seconds
-        self.max_seats_per_member = max_seats_per_member
+        self.seats_per_member_max = seats_per_member_max
         self._status = bytearray(b"A" * len(block.seat_ids))
         self._owner: list[str | None] = [None] * len(block.seat_ids)
         self._bookings: dict[str, Booking] = {}
@@ -91,13 +109,13 @@ class SeatBlock:
 
     def hold(self, booking_id: str, member_id: int, seat_ids: Iterable[int], now: float) -> BookingChange:
         """Hold every seat for the member, or none of them."""
-        seats = tuple(sorted(set(seat_ids)))
+        seats = distinct_seats(seat_ids)
         self._validate_seats(seats)
         if booking_id in self._bookings:
             raise InvalidSeats(f"booking id {booking_id} is already used")
-        if not within_cap(self.seats_of_member(member_id), len(seats), self.max_seats_per_member):
+        if not within_cap(self.seats_of_member(member_id), len(seats), self.seats_per_member_max):
             raise TooManySeats(
-                f"a member may hold at most {self.max_seats_per_member} seats", max_seats=self.max_seats_per_member
+                f"a member may hold at most {self.seats_per_member_max} seats", max_seats=self.seats_per_member_max
             )
         taken = [s for s in seats if self._status[s - self.block.first_seat_id] != AVAILABLE]
         if taken:
@@ -122,8 +140,7 @@ class SeatBlock:
 
     def cancel(self, booking_id: str, now: float, member_id: int) -> BookingChange:
         """The member lets their hold go. Someone else's booking is "not found", not "forbidden"."""
-        if self.booking(booking_id).member_id != member_id:
-            raise BookingNotFound(f"no booking {booking_id}")
+        visible_booking(self.find(booking_id), member_id)
         return self._release(booking_id, EventType.HOLD_CANCELLED, BookingStatus.CANCELLED, now)
 
     def fail_payment(self, booking_id: str, now: float, detail: dict | None = None) -> BookingChange:
@@ -142,9 +159,7 @@ class SeatBlock:
     def start_payment(self, payment: Payment, now: float) -> BookingChange:
         """A member starts paying for their hold; only a running hold can be paid, and another
         member's booking is "not found"."""
-        booking = self.booking(payment.booking_id)
-        if booking.member_id != payment.member_id:
-            raise BookingNotFound(f"no booking {booking.booking_id}")
+        booking = visible_booking(self.find(payment.booking_id), payment.member_id)
         if not booking.payable(now):
             raise BookingNotHeld(f"booking {booking.booking_id} is {booking.status.value}; it cannot be paid",
                                  booking_status=booking.status.value)
@@ -249,7 +264,7 @@ class SeatBlock:
         if booking.status is BookingStatus.HELD:
             return True
         return all(self._status[s - self.block.first_seat_id] == AVAILABLE for s in booking.seat_ids) and within_cap(
-            self.seats_of_member(booking.member_id), len(booking.seat_ids), self.max_seats_per_member
+            self.seats_of_member(booking.member_id), len(booking.seat_ids), self.seats_per_member_max
         )
 
     def _grant_or_refund(self, booking: Booking, decision: Settlement, now: float, detail: dict) -> BookingChange:
@@ -276,9 +291,9 @@ class SeatBlock:
     def _validate_seats(self, seats: tuple[int, ...]) -> None:
         if not seats:
             raise InvalidSeats("choose at least one seat")
-        outside = [s for s in seats if s not in self.block.seat_ids]
-        if outside:
-            raise SeatsSpanBlocks(f"seats must all lie in {self.block.name}", seats=outside)
+        refusal = self.block.span_refusal(seats)
+        if refusal is not None:
+            raise refusal
 
     def _apply(self, change: BookingChange) -> BookingChange:
         booking = change.booking

@@ -29,9 +29,9 @@ import re
 
 KINDS = ("session", "ticket", "admission")
 RESERVED_CLAIMS = frozenset({"k", "iat", "exp"})
-MAX_TOKEN_CHARS = 2048
+TOKEN_CHARS_MAX = 2048
 MIN_SECRET_BYTES = 16
-MAX_TTL_SECONDS = 366 * 24 * 3600
+TTL_SECONDS_MAX = 366 * 24 * 3600
 TAG_BYTES = 16
 TAG_CHARS = 22  # len(base64url(16 bytes)) without padding
 
@@ -96,16 +96,16 @@ class TokenKey:
             raise ValueError("a token kind is a non-empty string")
         if not _is_number(now) or now < 0:
             raise ValueError("now must be finite epoch seconds")
-        if not _is_number(ttl_seconds) or not 0 < ttl_seconds <= MAX_TTL_SECONDS:
-            raise ValueError(f"ttl_seconds must be within (0, {MAX_TTL_SECONDS}]")
+        if not _is_number(ttl_seconds) or not 0 < ttl_seconds <= TTL_SECONDS_MAX:
+            raise ValueError(f"ttl_seconds must be within (0, {TTL_SECONDS_MAX}]")
         reserved = RESERVED_CLAIMS & claims.keys()
         if reserved:
             raise ValueError(f"claims may not use the reserved keys {sorted(reserved)}")
         payload = {"k": kind, **claims, "iat": math.floor(now), "exp": math.floor(now + ttl_seconds)}
         body = _encode(_JSON_OUT.encode(payload).encode("ascii"))
         token = f"{body}.{self.tag(body)}"
-        if len(token) > MAX_TOKEN_CHARS:
-            raise ValueError(f"a token must stay within {MAX_TOKEN_CHARS} characters; the claims are too big")
+        if len(token) > TOKEN_CHARS_MAX:
+            raise ValueError(f"a token must stay within {TOKEN_CHARS_MAX} characters; the claims are too big")
         return token
 
     def verify(self, token: str, kind: str, now: float) -> dict:
@@ -116,7 +116,7 @@ class TokenKey:
         once; only a tag that does not match pays for telling ``malformed`` from
         ``bad_signature``, since only what this module signed can match.
         """
-        if type(token) is not str or len(token) > MAX_TOKEN_CHARS:
+        if type(token) is not str or len(token) > TOKEN_CHARS_MAX:
             raise InvalidToken("malformed")
         body, _, tag = token.rpartition(".")
         try:

@@ -12,6 +12,14 @@ import bisect
 import string
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Iterable
+
+from domain.errors import BookingError, InvalidSeats, SeatsSpanBlocks
+
+
+def distinct_seats(seat_ids: Iterable[int]) -> tuple[int, ...]:
+    """A booking's seats: each once, in id order, however the request listed them."""
+    return tuple(sorted(set(seat_ids)))
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,13 @@ class Block:
     def name(self) -> str:
         return f"block-{self.index:03d}"
 
+    def span_refusal(self, seats: Iterable[int]) -> SeatsSpanBlocks | None:
+        """A booking lies in one block: the refusal naming the seats outside this one, if any."""
+        outside = [s for s in seats if s not in self.seat_ids]
+        if outside:
+            return SeatsSpanBlocks("the seats of one booking must lie in one block (see block_rows)", seats=outside)
+        return None
+
 
 @dataclass(frozen=True)
 class Venue:
@@ -67,8 +82,12 @@ class Venue:
         return sum(section.seats for section in self.sections)
 
     @cached_property
+    def _blocks(self) -> tuple[Block, ...]:
+        return tuple(self.blocks())
+
+    @cached_property
     def _block_starts(self) -> list[int]:
-        return [block.first_seat_id for block in self.blocks()]
+        return [block.first_seat_id for block in self._blocks]
 
     def blocks(self) -> list[Block]:
         blocks: list[Block] = []
@@ -88,6 +107,20 @@ class Venue:
     def block_index_of(self, seat_id: int) -> int:
         self._check(seat_id)
         return bisect.bisect_right(self._block_starts, seat_id) - 1
+
+    def block_of(self, seat_id: int) -> Block:
+        return self._blocks[self.block_index_of(seat_id)]
+
+    def layout_refusal(self, seats: tuple[int, ...]) -> BookingError | None:
+        """Why ``seats`` (``distinct_seats``) cannot make one booking in this hall, if they
+        cannot: none chosen, ids outside the hall, or seats of several blocks (those outside
+        the first seat's block are named)."""
+        if not seats:
+            return InvalidSeats("choose at least one seat", seats=[])
+        outside = [s for s in seats if not 0 <= s < self.seats]
+        if outside:
+            return InvalidSeats(f"seat ids run from 0 to {self.seats - 1}", seats=outside)
+        return self.block_of(seats[0]).span_refusal(seats)
 
     def position(self, seat_id: int) -> tuple[str, int, int]:
         """(section name, row, column), rows and columns counted from 1."""

@@ -21,11 +21,11 @@ is the number of *other* people in the draw — the worst case. It can grow whil
 
 Expired admissions. An admission lasts ``admission_seconds``; one that lapses goes to the end
 of the line with a fresh number from the same counter, which keeps admissions in number
-order and ``head`` monotone. That happens at most ``max_requeues`` times in a row; after that
+order and ``head`` monotone. That happens at most ``requeues_max`` times in a row; after that
 the person is dropped, so an abandoned browser cannot cycle through the admitted slots
 forever (joining again starts afresh).
 
-Admission policy: at most ``max_active`` admitted at once, and a token bucket of ``burst``
+Admission policy: at most ``active_max`` admitted at once, and a token bucket of ``burst``
 tokens refilled at ``admit_per_second``: over any interval of ``T`` seconds at most
 ``burst + admit_per_second * T`` people are admitted.
 
@@ -42,26 +42,22 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from domain.booking import EventType
-from domain.errors import BookingError
+from domain.errors import QueueFull
 
 WAITING, ADMITTED, EXPIRED = "waiting", "admitted", "expired"
 LEFT, COMPLETED = "left", "completed"
 
 FIRST_NUMBER = 1
-MAX_NUMBER = 2**53 - 1  # exact in JSON and in JavaScript
-MAX_MEMBERS_LIMIT = 10_000_000
-MAX_RATE = 1_000_000.0
-MAX_ADMISSION_SECONDS = 7 * 24 * 3600.0
-MAX_REQUEUES_LIMIT = 100
-MAX_ETA_SECONDS = 24 * 3600.0
+NUMBER_MAX = 2**53 - 1  # exact in JSON and in JavaScript
+MEMBERS_MAX_LIMIT = 10_000_000
+RATE_MAX = 1_000_000.0
+ADMISSION_SECONDS_MAX = 7 * 24 * 3600.0
+REQUEUES_MAX_LIMIT = 100
+ETA_SECONDS_MAX = 24 * 3600.0
 EXPIRY_SLACK = 64  # stale expiry entries tolerated beyond 2 x admitted before compacting
 SNAPSHOT_VERSION = 1
-
-
-class QueueFull(BookingError):
-    """The room already holds ``max_members`` people; the edge answers 429/503 and the person retries."""
-
-    code = "queue_full"
+# the configuration's keys in snapshots saved by releases before 0.7, whose names put "max" first
+SNAPSHOT_CONFIG_OLD_KEYS = {"max_active": "active_max", "max_members": "members_max", "max_requeues": "requeues_max"}
 
 
 class Standing(NamedTuple):
@@ -88,6 +84,22 @@ class QueueEvent:
     reason: str | None = None  # for QUEUE_LEFT: "left" or "completed"
 
 
+def people_ahead(number: int | None, head: int, drawing: int) -> int:
+    """People ahead of ticket ``number``: ``number - head`` (over by places left empty between
+    them), or, in the pre-opening draw (``None``), everyone else in the draw."""
+    if number is None:
+        return max(0, drawing - 1)
+    return max(0, number - head)
+
+
+def expected_wait_seconds(ahead: int, rate: float, until_opening: float = 0.0) -> float:
+    """Seconds until ``ahead`` more people are admitted at ``rate`` per second, after the
+    opening ``until_opening`` seconds away; capped at a day, which a stalled line would
+    otherwise overrun by years."""
+    seconds = max(0, ahead) / rate if rate > 0 else ETA_SECONDS_MAX
+    return min(ETA_SECONDS_MAX, max(0.0, until_opening) + seconds)
+
+
 def _check_member(member_id: int) -> None:
     if type(member_id) is not int or member_id < 0:
         raise ValueError(f"a member id is a non-negative int, got {member_id!r}")
@@ -103,41 +115,41 @@ class WaitingRoom:
     def __init__(
         self,
         *,
-        max_active: int,
+        active_max: int,
         admit_per_second: float,
         admission_seconds: float,
         opens_at: float | None = None,
         rng: random.Random | None = None,
-        max_members: int = 1_000_000,
-        max_requeues: int = 3,
+        members_max: int = 1_000_000,
+        requeues_max: int = 3,
         burst: float | None = None,
         rate_window_seconds: float = 10.0,
         epoch: int = 0,
     ):
-        if not (type(max_members) is int and 1 <= max_members <= MAX_MEMBERS_LIMIT):
-            raise ValueError(f"max_members must be within 1..{MAX_MEMBERS_LIMIT}")
-        if not (type(max_active) is int and 1 <= max_active <= max_members):
-            raise ValueError("max_active must be within 1..max_members")
-        if not (type(max_requeues) is int and 0 <= max_requeues <= MAX_REQUEUES_LIMIT):
-            raise ValueError(f"max_requeues must be within 0..{MAX_REQUEUES_LIMIT}")
-        if not (type(epoch) is int and 0 <= epoch <= MAX_NUMBER):
+        if not (type(members_max) is int and 1 <= members_max <= MEMBERS_MAX_LIMIT):
+            raise ValueError(f"members_max must be within 1..{MEMBERS_MAX_LIMIT}")
+        if not (type(active_max) is int and 1 <= active_max <= members_max):
+            raise ValueError("active_max must be within 1..members_max")
+        if not (type(requeues_max) is int and 0 <= requeues_max <= REQUEUES_MAX_LIMIT):
+            raise ValueError(f"requeues_max must be within 0..{REQUEUES_MAX_LIMIT}")
+        if not (type(epoch) is int and 0 <= epoch <= NUMBER_MAX):
             raise ValueError("epoch must be a non-negative int")
         self.admit_per_second = _finite(admit_per_second, "admit_per_second")
-        if not 0 < self.admit_per_second <= MAX_RATE:
-            raise ValueError(f"admit_per_second must be within (0, {MAX_RATE}]")
+        if not 0 < self.admit_per_second <= RATE_MAX:
+            raise ValueError(f"admit_per_second must be within (0, {RATE_MAX}]")
         self.burst = _finite(max(1.0, self.admit_per_second) if burst is None else burst, "burst")
-        if not 1 <= self.burst <= MAX_RATE:
-            raise ValueError(f"burst must be within [1, {MAX_RATE}]")
+        if not 1 <= self.burst <= RATE_MAX:
+            raise ValueError(f"burst must be within [1, {RATE_MAX}]")
         self.admission_seconds = _finite(admission_seconds, "admission_seconds")
-        if not 0 < self.admission_seconds <= MAX_ADMISSION_SECONDS:
-            raise ValueError(f"admission_seconds must be within (0, {MAX_ADMISSION_SECONDS}]")
+        if not 0 < self.admission_seconds <= ADMISSION_SECONDS_MAX:
+            raise ValueError(f"admission_seconds must be within (0, {ADMISSION_SECONDS_MAX}]")
         self.rate_window_seconds = _finite(rate_window_seconds, "rate_window_seconds")
         if not 0 < self.rate_window_seconds <= 3600:
             raise ValueError("rate_window_seconds must be within (0, 3600]")
         self.opens_at = None if opens_at is None else _finite(opens_at, "opens_at")
-        self.max_active = max_active
-        self.max_members = max_members
-        self.max_requeues = max_requeues
+        self.active_max = active_max
+        self.members_max = members_max
+        self.requeues_max = requeues_max
         self.epoch = epoch  # names this room (one sale); tickets of another epoch are stale
 
         self._rng = rng if rng is not None else random.Random()
@@ -182,8 +194,7 @@ class WaitingRoom:
         return len(self._admitted)
 
     def ahead(self, number: int) -> int:
-        """People ahead of ticket ``number``: exact, or over by places left empty between head and n."""
-        return max(0, number - self._head)
+        return people_ahead(number, self._head, len(self._pool))
 
     def state_of(self, member_id: int, number: int | None = None) -> Standing | None:
         """The member's standing, or ``None`` when they are not in the room (never joined, left,
@@ -191,7 +202,7 @@ class WaitingRoom:
         hold (the admission under it lapsed and they were put back) reads ``expired``, with the
         number they hold now."""
         if member_id in self._pool:
-            standing = Standing(WAITING, None, len(self._pool) - 1)
+            standing = Standing(WAITING, None, people_ahead(None, self._head, len(self._pool)))
         else:
             current = self._number.get(member_id)
             if current is None:
@@ -206,13 +217,12 @@ class WaitingRoom:
         return standing
 
     def eta_seconds(self, ahead: int, now: float | None = None) -> float:
-        """Seconds until ``ahead`` more people are admitted at the measured rate (capped at a day);
-        with ``now`` before the opening, the wait for the opening is added."""
-        rate = min(self._rate, self.admit_per_second)
-        seconds = max(0, ahead) / rate if rate > 0 else MAX_ETA_SECONDS
+        """The expected wait at the measured rate; with ``now`` before the opening, the wait
+        for the opening is added."""
+        until_opening = 0.0
         if not self._opened and now is not None and self.opens_at is not None:
-            seconds += max(0.0, self.opens_at - now)
-        return min(MAX_ETA_SECONDS, seconds)
+            until_opening = self.opens_at - now
+        return expected_wait_seconds(ahead, min(self._rate, self.admit_per_second), until_opening)
 
     def summary(self) -> dict:
         """What the edge caches to answer ticket polls without asking the actor."""
@@ -238,8 +248,8 @@ class WaitingRoom:
         standing = self.state_of(member_id)
         if standing is not None:
             return standing, None
-        if self.size >= self.max_members:
-            raise QueueFull("the waiting room is full, try again shortly", max_members=self.max_members)
+        if self.size >= self.members_max:
+            raise QueueFull("the waiting room is full, try again shortly", members_max=self.members_max)
         if self._opened:
             number: int | None = self._issue(member_id)
         else:
@@ -281,7 +291,7 @@ class WaitingRoom:
 
     def advance(self, now: float) -> list[QueueEvent]:
         """Open the sale if due, put lapsed admissions back in line, then admit from the head as
-        far as ``max_active`` and the token bucket allow."""
+        far as ``active_max`` and the token bucket allow."""
         now = self._tick(now)
         self._open_if_due(now)
         if not self._opened:
@@ -289,7 +299,7 @@ class WaitingRoom:
         events = self._expire_due(now)
         self._refill(now)
         demand = bool(self._waiting)
-        count = min(int(self._tokens), self.max_active - len(self._admitted), len(self._waiting))
+        count = min(int(self._tokens), self.active_max - len(self._admitted), len(self._waiting))
         for _ in range(count):
             number = self._head
             member = self._waiting.pop(number)
@@ -301,7 +311,7 @@ class WaitingRoom:
             events.append(QueueEvent(EventType.QUEUE_ADMITTED, member, number, now))
         self._measure(now, count, demand)
         self._compact_expiry()
-        assert len(self._admitted) <= self.max_active and self._tokens >= 0
+        assert len(self._admitted) <= self.active_max and self._tokens >= 0
         return events
 
     # ---- persisting
@@ -312,12 +322,12 @@ class WaitingRoom:
         return {
             "version": SNAPSHOT_VERSION,
             "config": {
-                "max_active": self.max_active,
+                "active_max": self.active_max,
                 "admit_per_second": self.admit_per_second,
                 "admission_seconds": self.admission_seconds,
                 "opens_at": self.opens_at,
-                "max_members": self.max_members,
-                "max_requeues": self.max_requeues,
+                "members_max": self.members_max,
+                "requeues_max": self.requeues_max,
                 "burst": self.burst,
                 "rate_window_seconds": self.rate_window_seconds,
                 "epoch": self.epoch,
@@ -348,7 +358,7 @@ class WaitingRoom:
         if state is not None:
             rng = random.Random()
             rng.setstate((state[0], tuple(state[1]), state[2]))
-        room = cls(rng=rng, **snapshot["config"])
+        room = cls(rng=rng, **{SNAPSHOT_CONFIG_OLD_KEYS.get(key, key): value for key, value in snapshot["config"].items()})
         room._clock = -math.inf if snapshot["clock"] is None else float(snapshot["clock"])
         room._opened = bool(snapshot["opened"])
         room._next = int(snapshot["next"])
@@ -375,9 +385,9 @@ class WaitingRoom:
         assert not (self._pool.keys() & self._number.keys()), "nobody is both in the draw and numbered"
         assert self._opened or not self._number, "nobody has a number before the opening"
         assert not self._opened or not self._pool, "the draw is empty once opened"
-        assert self.size <= self.max_members, "the room holds at most max_members"
+        assert self.size <= self.members_max, "the room holds at most members_max"
         assert len(self._waiting) + len(self._admitted) == len(self._number), "numbered = waiting + admitted"
-        assert FIRST_NUMBER <= self._head <= self._next <= MAX_NUMBER
+        assert FIRST_NUMBER <= self._head <= self._next <= NUMBER_MAX
         assert self._head == min(self._waiting, default=self._next), "head is the smallest waiting number"
         for number, member in self._waiting.items():
             assert self._number.get(member) == number and member not in self._admitted
@@ -385,8 +395,8 @@ class WaitingRoom:
         for member, deadline in self._admitted.items():
             assert self._number[member] < self._head, "every admitted number is below head"
             assert deadline <= self._clock + self.admission_seconds
-        assert len(self._admitted) <= self.max_active, "never more than max_active admitted"
-        assert all(0 < c <= self.max_requeues and m in self._number for m, c in self._requeues.items())
+        assert len(self._admitted) <= self.active_max, "never more than active_max admitted"
+        assert all(0 < c <= self.requeues_max and m in self._number for m, c in self._requeues.items())
         assert 0 <= self._tokens <= self.burst, "the token bucket holds 0..burst"
         live = [(d, m, n) for d, m, n in self._expiry if self._admitted.get(m) == d and self._number.get(m) == n]
         assert len(live) == len(self._admitted), "every admission has exactly one live expiry entry"
@@ -414,7 +424,7 @@ class WaitingRoom:
     def _issue(self, member_id: int) -> int:
         """The next number, at the end of the line."""
         number = self._next
-        assert number < MAX_NUMBER, "numbers stay exact in JSON"
+        assert number < NUMBER_MAX, "numbers stay exact in JSON"
         assert member_id not in self._number
         self._next += 1
         self._waiting[number] = member_id
@@ -444,7 +454,7 @@ class WaitingRoom:
             del self._number[member]
             lapses = self._requeues.pop(member, 0)
             requeued_as = None
-            if lapses < self.max_requeues:
+            if lapses < self.requeues_max:
                 requeued_as = self._issue(member)
                 self._requeues[member] = lapses + 1
             events.append(QueueEvent(EventType.QUEUE_ADMISSION_EXPIRED, member, number, now, requeued_as=requeued_as))

@@ -31,25 +31,14 @@ FRONT_ENVIRONMENT = {
     # per route for /metrics instead.
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     # uvloop serves a new connection's first request only after a whole round of the busy
-    # ones: 256 connections opened at once waited up to 6 s (measured; asyncio's own loop
-    # accepts them in one batch, p99 231 ms at the same throughput)
+    # ones, so a crowd that connects at once waits seconds; asyncio's own loop accepts them in
+    # one batch at the same throughput (figures: docs/bench/history.md)
     "RAY_USE_UVLOOP": "0",
     # Each request goes to the replica with the fewest in flight, which steers around a replica
-    # that has lost its core for a moment. Hashing the bearer token (hdr(Authorization), one
-    # replica per member, round robin for anonymous reads) put the seat map's p95 at 158-197 ms
-    # in four runs of bench_http against 78-125 ms with leastconn (2026-12-03)
+    # that has lost its core for a moment; a hash of the bearer token would tie every member,
+    # and every anonymous read, to a replica whether it is busy or not (docs/bench/history.md)
     "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "leastconn",
 }
-
-
-async def migrate(settings: Settings) -> None:
-    from persistence import open_store
-
-    store = open_store(settings.db_url)
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
 
 
 def cache_binary(settings: Settings) -> str | None:
@@ -89,6 +78,7 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
 
     from encore.cache import plan_for, start_cache
     from encore.leftovers import ProcessMark, RunRecord, end_leftovers, refuse_taken_ports
+    from persistence import migrate
     from serve_app import build
 
     for name, value in FRONT_ENVIRONMENT.items():
@@ -102,7 +92,7 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
         refuse_taken_ports(settings.upstream_port)
     _record = RunRecord(settings.port, ProcessMark.of(os.getpid()))
     _record.save()
-    asyncio.run(migrate(settings))
+    asyncio.run(migrate(settings.db_url))
     front_host, front_port = (settings.host, settings.port)
     if binary:
         front_host, front_port = "127.0.0.1", settings.upstream_port
@@ -239,11 +229,11 @@ def cache_forever(settings: Settings) -> None:
 
 async def create_admin(settings: Settings, username: str, password: str, nickname: str) -> None:
     from api.auth import hash_password
-    from persistence import Conflict, open_store
+    from persistence import Conflict, migrate, open_store
 
+    await migrate(settings.db_url)
     store = open_store(settings.db_url)
     try:
-        await store.migrate()
         member = await store.create_member(username, nickname, await hash_password(password), "admin", time.time())
         print(f"admin {member.username} created with id {member.id}")
     except Conflict:

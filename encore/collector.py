@@ -2,11 +2,10 @@
 
 Almost every object a request or an actor message makes is freed by its reference count as
 soon as it is done with; the collector only has to find the rare cycle. With CPython's
-default thresholds (700, 10, 10) an ingress replica answering about 1,700 queue polls a
-second ran some 130 young collections a second, each scanning the objects of the requests in
-flight, and spent 0.1 s of every second in them, a fifth of its CPU (measured with
-``gc.callbacks``). The objects made while starting live as long as the process: they are
-frozen out of every later scan.
+default thresholds (700, 10, 10) a busy replica runs a young collection every few hundred
+requests, each scanning the objects of every request in flight, and spends a large share of
+its CPU there (figures: docs/bench/history.md). The objects made while starting live as
+long as the process: they are frozen out of every later scan.
 """
 
 from __future__ import annotations

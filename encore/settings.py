@@ -6,14 +6,16 @@ later as a confusing failure in the middle of a sale.
 
 from __future__ import annotations
 
+import os
 import secrets
+import warnings
 from pathlib import Path
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from domain.pricing import PriceList
 from domain.show import Show
@@ -28,6 +30,28 @@ BODY_BYTES_MAX = 16 * 1024
 JOURNAL_CHANGES_MAX = 4096  # per seat block: a few hundred wait for a commit at the rush
 BATCH_WAITING_MAX = 2048  # per replica and call: holds per block, joins, idempotency writes
 QUEUE_EVENTS_MAX = 50_000  # queue log events (~500 bytes each in memory): 15 s of joins at 3,300/s
+# variables read under their former names, with a warning, when the new one is not set
+RENAMED_VARIABLES = {
+    "ENCORE_SNAPSHOT_INTERVAL_MS": "settle_interval_ms",
+    "ENCORE_MAX_SEATS_PER_MEMBER": "seats_per_member_max",
+    "ENCORE_QUEUE_MAX_ACTIVE": "queue_active_max",
+}
+
+
+class _RenamedVariables(PydanticBaseSettingsSource):
+    """``RENAMED_VARIABLES`` from the environment; after the ``ENCORE_*`` source, so a variable
+    under its new name wins."""
+
+    def get_field_value(self, field, field_name):
+        return None, field_name, False
+
+    def __call__(self) -> dict:
+        found = {}
+        for former, field in RENAMED_VARIABLES.items():
+            if former in os.environ:
+                warnings.warn(f"{former} is deprecated: set ENCORE_{field.upper()} instead", FutureWarning, stacklevel=2)
+                found[field] = os.environ[former]
+        return found
 
 
 class Settings(BaseSettings):
@@ -46,9 +70,9 @@ class Settings(BaseSettings):
     rows: int = Field(20, ge=1, le=99)
     cols: int = Field(50, ge=1, le=99)
     block_rows: int = Field(0, ge=0, le=99, description="rows per seat block; 0 = a whole section")
-    max_seats_per_member: int = Field(4, ge=1, le=20)
+    seats_per_member_max: int = Field(4, ge=1, le=20, description="seats a member may hold and own at once, across the hall")
     price_per_seat: int = Field(
-        110_000, ge=0, description="KRW; no longer prices bookings (see ENCORE_GRADES), kept for old clients of /api/venue"
+        110_000, ge=0, description="KRW; prices nothing (bookings are priced by ENCORE_GRADES); sent in /api/venue for clients that read it"
     )
     grades: str = Field(
         "", description="name:price:#colour:sections;… e.g. VIP:165000:#7048e8:A,B,C;R:143000:#e64980:D,E,F,G; "
@@ -69,7 +93,10 @@ class Settings(BaseSettings):
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), min_length=16)
     token_seconds: int = Field(12 * 3600, ge=60)
     ingress_replicas: int = Field(1, ge=1, le=64)
-    snapshot_interval_ms: int = Field(200, ge=10, le=250)
+    settle_interval_ms: int = Field(
+        200, ge=10, le=250,
+        description="a seat block tells a replica's map about seats taken at most this often (releases at once)",
+    )
     hold_batch_max: int = Field(256, ge=1, le=10_000)
     hold_linger_ms: int = Field(
         20, ge=0, le=100, description="how long a hold that finds its block idle waits for others to share its call and commit"
@@ -90,7 +117,7 @@ class Settings(BaseSettings):
                     "past it joins are refused 503 store_unavailable and admissions pause",
     )
 
-    queue_max_active: int = Field(2000, ge=1)
+    queue_active_max: int = Field(2000, ge=1)
     queue_admit_per_second: float = Field(200, gt=0)
     admission_seconds: int = Field(600, ge=10)
     sale_opens_at: datetime | None = None
@@ -106,6 +133,10 @@ class Settings(BaseSettings):
     public_url: str = ""
 
     rate_limit_writes_per_minute: int = Field(120, ge=1)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return init_settings, env_settings, _RenamedVariables(settings_cls), dotenv_settings, file_secret_settings
 
     @field_validator("db_url")
     @classmethod

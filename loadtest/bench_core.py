@@ -21,17 +21,16 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
-import pymysql
 import ray
 
 from actors.seat_block import HoldRequest, SeatBlockRemote
 from domain.booking import Booking, new_booking_id
 from domain.venue import Venue
-from persistence import open_store
+from harness import mysql
+from persistence import migrate, open_store
 
 CONTENDERS_PER_SEAT = 13
 IN_FLIGHT_PER_BLOCK = 4
-MYSQL_SERVER = os.environ.get("ENCORE_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 
 
 def make_requests(venue: Venue, members: list[int], rng: random.Random) -> list[HoldRequest]:
@@ -115,12 +114,6 @@ async def _claims(db_url: str) -> dict[int, str]:
         await store.close()
 
 
-async def _migrate(db_url: str) -> None:
-    store = open_store(db_url)
-    await store.migrate()
-    await store.close()
-
-
 @contextmanager
 def bench_database(sqlite: bool, folder: Path):
     """The store of one benchmark: an SQLite file in ``folder``, or a MariaDB database dropped afterwards."""
@@ -135,22 +128,16 @@ class MySQLBench:
     """A throwaway database on the MariaDB server, dropped afterwards."""
 
     def __init__(self):
-        from tests.conftest import _server_args
-
-        self.args = _server_args()
         self.name = f"encore_bench_{os.getpid()}"
 
     def __enter__(self) -> str:
-        with pymysql.connect(**self.args) as connection, connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {self.name}")
-        return f"{MYSQL_SERVER.rstrip('/')}/{self.name}"
+        return mysql.create_database(self.name)
 
     def __exit__(self, *exc):
-        with pymysql.connect(**self.args) as connection, connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {self.name}")
+        mysql.drop_database(self.name)
 
     def reset(self, db_url: str, members: int) -> list[int]:
-        with pymysql.connect(**self.args, database=self.name, autocommit=True) as connection, connection.cursor() as cursor:
+        with mysql.connect(self.name, autocommit=True) as connection, connection.cursor() as cursor:
             for table in ("seat_claims", "booking_seats", "bookings", "booking_log"):
                 cursor.execute(f"DELETE FROM {table}")
             cursor.execute("SELECT COUNT(*) FROM members")
@@ -192,13 +179,13 @@ def main() -> None:
                 if store == "mysql":
                     bench = MySQLBench()
                     with bench as db_url:
-                        asyncio.run(_migrate(db_url))
+                        asyncio.run(migrate(db_url))
                         members = bench.reset(db_url, args.members)
                         rows.append({"store": "mariadb", **sell_out(venue, db_url, members, batch)})
                 else:
                     with tempfile.TemporaryDirectory() as folder:
                         db_url = f"sqlite:///{folder}/bench.db"
-                        asyncio.run(_migrate(db_url))
+                        asyncio.run(migrate(db_url))
                         members = sqlite_reset(f"{folder}/bench.db", args.members)
                         rows.append({"store": "sqlite", **sell_out(venue, db_url, members, batch)})
                 print_row(rows[-1])

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from encore.launcher import one_service_at_a_time, start_service, stop_service
+from harness.service import one_service_at_a_time, start_service, stop_service
 from loadtest import wrk
 from loadtest.bench_core import bench_database
 from loadtest.bench_queue import REPLICA_KIND, ServiceCPU

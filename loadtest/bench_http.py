@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from encore.launcher import ROOT, one_service_at_a_time, start_service, stop_service
+from harness.service import ROOT, one_service_at_a_time, start_service, stop_service
 from loadtest import wrk
 from loadtest.bench_core import bench_database
 
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="encore-bench-http-"))
-    settings = dict(max_seats_per_member=SEATS_PER_BUYER_MAX, rate_limit_writes_per_minute=10_000_000,
-                    queue_max_active=100_000, ingress_replicas=args.replicas)
+    settings = dict(seats_per_member_max=SEATS_PER_BUYER_MAX, rate_limit_writes_per_minute=10_000_000,
+                    queue_active_max=100_000, ingress_replicas=args.replicas)
     reference = start_reference()
     try:
         with bench_database(args.sqlite, folder) as db_url, one_service_at_a_time():

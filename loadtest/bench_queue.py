@@ -24,7 +24,6 @@ The benchmark measures, in one run:
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import threading
 import time
@@ -34,8 +33,9 @@ from pathlib import Path
 import httpx
 
 from api.auth import Tokens
-from encore.launcher import one_service_at_a_time, start_service, stop_service
 from encore.settings import Settings
+from harness.metrics import by_label
+from harness.service import one_service_at_a_time, start_service, stop_service
 from loadtest import wrk
 
 JOIN_LUA = r"""
@@ -75,8 +75,7 @@ REPLICA_KIND = "ray::ServeReplica"
 
 
 def queue_gauges(base_url: str) -> dict[str, float]:
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
-    return {m[0]: float(m[1]) for m in re.findall(r'encore_queue_people\{state="(\w+)"\} ([\d.]+)', text)}
+    return by_label(httpx.get(f"{base_url}/metrics", timeout=10).text, "encore_queue_people", "state")
 
 
 class QueueWatch:
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="encore-bench-queue-"))
-    settings = dict(queue_max_active=args.people, queue_admit_per_second=args.admit_per_second, admission_seconds=3600,
+    settings = dict(queue_active_max=args.people, queue_admit_per_second=args.admit_per_second, admission_seconds=3600,
                     ingress_replicas=args.replicas)
     with one_service_at_a_time():
         service = start_service(f"sqlite:///{folder}/encore.db", folder / "service.log", **settings)

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from encore.launcher import one_service_at_a_time, start_service, stop_service
+from harness.service import one_service_at_a_time, start_service, stop_service
 from loadtest.bench_core import bench_database
 from loadtest.bench_queue import ServiceCPU
 

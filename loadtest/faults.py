@@ -8,12 +8,12 @@ One run, holding /tmp/encore-service.lock (one service on the machine):
 
 1. starts a private MariaDB (its own datadir and port, never the machine's on 3306: this one
    gets killed), creates the members and their session tokens (loadtest/sellout.py);
-2. starts the service on it (``encore serve``, encore/launcher.py), and a bounded crowd of
+2. starts the service on it (``encore serve``, harness/service.py), and a bounded crowd of
    async buyers: each joins the queue, reads the seat map, holds 1–2 seats, pays (a share
    walks away, so holds stay live across the faults) and reads its booking until confirmed;
 3. in turn: kill -9 a seat block's worker, an ingress replica, the queue actor; kill -9
    MariaDB for ``--store-down`` seconds and start it again; kill -9 every process of the
-   service and start it again on the same database (encore/launcher.py);
+   service and start it again on the same database (harness/service.py);
 4. after each fault, with the buyers paused: the audit. Every confirmation a buyer saw is
    confirmed in the store with its seats; no seat is in two live (held or confirmed)
    bookings; the seat map equals the store; every hold a buyer saw kept its deadline (the
@@ -46,7 +46,7 @@ from pathlib import Path
 import httpx
 import pymysql
 
-from encore.launcher import (
+from harness.service import (
     kill_processes, one_service_at_a_time, restart_service, service_processes, start_service, stop_service,
 )
 from loadtest import sellout

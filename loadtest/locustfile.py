@@ -150,7 +150,7 @@ class Hall:
         self.section_of: list[int] = []
         self.row_start: list[int] = []  # first seat id of the seat's row
         self.cols: list[int] = []  # seats per row of the seat's section
-        self.max_per_member = 4
+        self.per_member_max = 4
         self.providers = ["mockpay"]
         self.hold_seconds = 180.0
         self._free_cache: dict[str, list[int]] = {}
@@ -182,7 +182,7 @@ class Hall:
                     keyed.append((row, abs(col - centre), index, col, seat))
         keyed.sort()
         self.ranking = [k[-1] for k in keyed]
-        self.max_per_member = venue.get("max_seats_per_member", 4)
+        self.per_member_max = venue.get("max_seats_per_member", 4)
         self.providers = venue.get("providers") or ["mockpay"]
         self.hold_seconds = float(venue.get("hold_seconds", 180))
         self.ready = True
@@ -389,7 +389,7 @@ class Buyer(FastHttpUser):
         if self.pending:
             return None
         wanted = random.choices(SEATS_WANTED, SEATS_WANTED_WEIGHTS)[0]
-        wanted = min(wanted, HALL.max_per_member)
+        wanted = min(wanted, HALL.per_member_max)
         status = self.status
         candidates = []
         for seat in HALL.free_in_order(self.etag or "", status):

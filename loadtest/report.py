@@ -655,7 +655,7 @@ def render(summary: dict, run: dict, plots: list[str], begin: float) -> str:
         "",
         f"- Service: `encore serve` on MariaDB, {settings.get('sections')} sections × 20 rows × 50 seats, "
         f"{settings.get('ingress_replicas')} ingress replica(s), holds last {settings.get('hold_seconds')} s, "
-        f"queue admits {settings.get('queue_admit_per_second')}/s up to {settings.get('queue_max_active')} active, "
+        f"queue admits {settings.get('queue_admit_per_second')}/s up to {settings.get('queue_active_max')} active, "
         f"providers decline {float(settings.get('payment_failure_rate', 0)):.0%} of payments.",
         f"- Locust ({'master + ' + str(args.get('workers')) + ' workers' if args.get('workers') not in (None, '0') else 'one process'}): "
         f"{args.get('users')} users started at {args.get('spawn_rate')}/s; buyers : readers = "

@@ -45,7 +45,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -56,13 +55,15 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pymysql
+
+from harness import mysql
+from harness.service import end_group
+from persistence import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 PASSWORD = "bench-password-1"
 PREFIX = "bench"
-MYSQL_SERVER = os.environ.get("ENCORE_BENCH_MYSQL_URL", os.environ.get("ENCORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"))
 PHASE_GRACE_S = 90  # beyond a phase's run time before its locust is stopped by force
 
 
@@ -72,37 +73,6 @@ def log(message: str) -> None:
 
 # ---- the database
 
-def server_args() -> dict:
-    from urllib.parse import urlparse
-
-    url = urlparse(MYSQL_SERVER)
-    return {"host": url.hostname, "port": url.port or 3306, "user": url.username or "root", "password": url.password or ""}
-
-
-def create_database(name: str) -> str:
-    with pymysql.connect(**server_args()) as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    return f"{MYSQL_SERVER.rstrip('/')}/{name}"
-
-
-def drop_database(name: str) -> None:
-    with pymysql.connect(**server_args()) as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-
-
-def migrate(db_url: str) -> None:
-    from persistence import open_store
-
-    async def run():
-        store = open_store(db_url)
-        try:
-            await store.migrate()
-        finally:
-            await store.close()
-
-    asyncio.run(run())
-
-
 def create_members(database: str, count: int) -> float:
     """``bench0 … bench{count-1}``, all with one argon2id hash of PASSWORD; returns the seconds it took."""
     from api.auth import HASHER
@@ -110,7 +80,7 @@ def create_members(database: str, count: int) -> float:
     started = time.monotonic()
     password_hash = HASHER.hash(PASSWORD)
     now = time.time()
-    with pymysql.connect(**server_args(), database=database) as connection, connection.cursor() as cursor:
+    with mysql.connect(database) as connection, connection.cursor() as cursor:
         for first in range(0, count, 5000):
             cursor.executemany(
                 "INSERT INTO members (username, nickname, password_hash, role, created_at) VALUES (%s,%s,%s,'user',%s)",
@@ -132,7 +102,7 @@ def write_sessions(database: str, secret_key: str, path: Path) -> None:
 
     defaults = Settings(secret_key=secret_key, db_url="sqlite:///unused")
     tokens = Tokens(secret_key, defaults.token_seconds, defaults.admission_seconds)
-    with pymysql.connect(**server_args(), database=database) as connection, connection.cursor() as cursor:
+    with mysql.connect(database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT id, username FROM members WHERE role = 'user'")
         rows = cursor.fetchall()
     with open(path, "w") as file:
@@ -345,16 +315,7 @@ def run_locust(name: str, classes: list[str], users: int, spawn_rate: float, run
 
 
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # locust writes its CSVs and summary on SIGTERM
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    end_group(process, grace_seconds=30)  # locust writes its CSVs and summary on SIGTERM
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -411,7 +372,7 @@ def wait_until_no_live_holds(database: str, seconds: float) -> int:
     Returns how many were still live when ``seconds`` ran out (0: none)."""
     deadline = time.monotonic() + seconds
     while True:
-        with pymysql.connect(**server_args(), database=database) as connection, connection.cursor() as cursor:
+        with mysql.connect(database) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM bookings WHERE status = 'held'")
             live = cursor.fetchone()[0]
         if live == 0 or time.monotonic() > deadline:
@@ -421,7 +382,7 @@ def wait_until_no_live_holds(database: str, seconds: float) -> int:
 
 def audit(database: str, status: str, out: Path) -> dict:
     """Read MariaDB directly: double sales, agreement with the seat map and with what clients saw."""
-    with pymysql.connect(**server_args(), database=database) as connection, connection.cursor() as cursor:
+    with mysql.connect(database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT status, COUNT(*) FROM bookings GROUP BY status")
         bookings = dict(cursor.fetchall())
         cursor.execute("SELECT status, COUNT(*) FROM payments GROUP BY status")
@@ -528,7 +489,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from encore.launcher import one_service_at_a_time, start_service, stop_service
+    from harness.service import one_service_at_a_time, start_service, stop_service
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     work = (args.work_dir or ROOT / "reports" / f"sellout-{stamp}").resolve()
@@ -540,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     service_settings = {
         "sections": args.sections,
         "queue_admit_per_second": 2000,
-        "queue_max_active": 5000,
+        "queue_active_max": 5000,
         "admission_seconds": 3600,
         "rate_limit_writes_per_minute": 100_000,
         "payment_failure_rate": args.payment_failure_rate,
@@ -561,10 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"sellout of {seats:,} seats; raw data in {work}")
     log("waiting for the service lock (/tmp/encore-service.lock) …")
     with one_service_at_a_time():
-        db_url = create_database(database)
+        db_url = mysql.create_database(database)
         service = sampler = None
         try:
-            migrate(db_url)
+            asyncio.run(migrate(db_url))
             run["members_insert_seconds"] = create_members(database, members)
             log(f"{members:,} members inserted in {run['members_insert_seconds']:.1f} s; starting the service …")
             started = time.monotonic()
@@ -642,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
                 log("stopping the service …")
                 stop_service(service.process)
             if not args.keep_db:
-                drop_database(database)
+                mysql.drop_database(database)
             run["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             (work / "run.json").write_text(json.dumps(run, indent=2, default=str))
 

@@ -12,7 +12,7 @@ from payments.errors import (
 )
 from payments.mock_providers import MockProviders
 from payments.providers import (
-    MAX_CALLBACK_BYTES,
+    CALLBACK_BYTES_MAX,
     CallbackPayload,
     CheckoutResult,
     Provider,
@@ -26,7 +26,7 @@ from payments.signing import SIGNATURE_HEADER, sign, verify
 
 __all__ = [
     "CHECKOUT_PAGE_HEADERS",
-    "MAX_CALLBACK_BYTES",
+    "CALLBACK_BYTES_MAX",
     "SIGNATURE_HEADER",
     "CallbackDeliveryError",
     "CallbackPayload",

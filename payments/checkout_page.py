@@ -18,11 +18,11 @@ from payments.errors import UnsafeReturnUrl
 if TYPE_CHECKING:
     from payments.providers import Provider
 
-MAX_PAYMENT_ID_CHARS = 64
-MAX_SEAT_LABELS = 50
-MAX_SEAT_LABEL_CHARS = 64
-MAX_RETURN_URL_CHARS = 2048
-MAX_AMOUNT_KRW = 1_000_000_000
+PAYMENT_ID_CHARS_MAX = 64
+SEAT_LABELS_MAX = 50
+SEAT_LABEL_CHARS_MAX = 64
+RETURN_URL_CHARS_MAX = 2048
+AMOUNT_KRW_MAX = 1_000_000_000
 FETCH_TIMEOUT_MARGIN_MS = 30_000
 LANGUAGES = ("ko", "en")
 
@@ -139,7 +139,7 @@ CHECKOUT_PAGE_HEADERS: dict[str, str] = {
 
 def _checked_return_url(url: str) -> str:
     """Only http(s) or a same-origin absolute path, so navigating there can never run script."""
-    if len(url) > MAX_RETURN_URL_CHARS or "\\" in url or any(ch.isspace() or ord(ch) < 32 for ch in url):
+    if len(url) > RETURN_URL_CHARS_MAX or "\\" in url or any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise UnsafeReturnUrl("return_url is too long or contains whitespace, control characters or backslashes")
     try:
         parts = urlsplit(url)
@@ -153,11 +153,11 @@ def _checked_return_url(url: str) -> str:
 
 
 def _seat_items(seat_labels: list[str]) -> str:
-    if len(seat_labels) > MAX_SEAT_LABELS:
-        raise ValueError(f"at most {MAX_SEAT_LABELS} seat labels")
+    if len(seat_labels) > SEAT_LABELS_MAX:
+        raise ValueError(f"at most {SEAT_LABELS_MAX} seat labels")
     if not seat_labels:
         return "<li>—</li>"
-    return "".join(f"<li>{escape(label[:MAX_SEAT_LABEL_CHARS])}</li>" for label in seat_labels)
+    return "".join(f"<li>{escape(label[:SEAT_LABEL_CHARS_MAX])}</li>" for label in seat_labels)
 
 
 def render_checkout_page(
@@ -173,10 +173,10 @@ def render_checkout_page(
     ``CHECKOUT_PAGE_HEADERS``. One language, ``lang`` (ko|en, else ko); the provider appears
     under the name people know (``display_name``).
     """
-    if not 0 <= amount <= MAX_AMOUNT_KRW:
-        raise ValueError(f"amount must be within 0..{MAX_AMOUNT_KRW} KRW")
-    if not 1 <= len(payment_id) <= MAX_PAYMENT_ID_CHARS:
-        raise ValueError(f"payment_id must be 1..{MAX_PAYMENT_ID_CHARS} characters")
+    if not 0 <= amount <= AMOUNT_KRW_MAX:
+        raise ValueError(f"amount must be within 0..{AMOUNT_KRW_MAX} KRW")
+    if not 1 <= len(payment_id) <= PAYMENT_ID_CHARS_MAX:
+        raise ValueError(f"payment_id must be 1..{PAYMENT_ID_CHARS_MAX} characters")
     page_lang = lang if lang in LANGUAGES else "ko"
     text = {key: escape(value) for key, value in TEXT[page_lang].items()}
     name = escape(display_name(provider.name, page_lang))

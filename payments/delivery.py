@@ -13,8 +13,8 @@ import httpx
 
 from payments.errors import CallbackDeliveryError
 
-MAX_DELIVERY_ATTEMPTS = 5
-MAX_BACKOFF_SECONDS = 2.0
+DELIVERY_ATTEMPTS_MAX = 5
+BACKOFF_SECONDS_MAX = 2.0
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,15 @@ async def deliver_callback(
     fix it), else the last 5xx seen. Raises ``CallbackDeliveryError`` when no attempt got
     any response at all.
     """
-    if not 1 <= attempts <= MAX_DELIVERY_ATTEMPTS:
-        raise ValueError(f"attempts must be within 1..{MAX_DELIVERY_ATTEMPTS}")
+    if not 1 <= attempts <= DELIVERY_ATTEMPTS_MAX:
+        raise ValueError(f"attempts must be within 1..{DELIVERY_ATTEMPTS_MAX}")
     if backoff_seconds < 0:
         raise ValueError("backoff_seconds must not be negative")
     last_error: httpx.TransportError | None = None
     last_response: httpx.Response | None = None
     for attempt in range(attempts):
         if attempt:
-            await asyncio.sleep(min(backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            await asyncio.sleep(min(backoff_seconds * 2 ** (attempt - 1), BACKOFF_SECONDS_MAX))
         try:
             response = await client.post(url, content=body, headers=headers, timeout=timeout)
         except httpx.TransportError as error:

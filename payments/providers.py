@@ -21,14 +21,14 @@ from typing import Callable, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from payments.checkout_page import CHECKOUT_PAGE_HEADERS, MAX_AMOUNT_KRW, render_checkout_page
+from payments.checkout_page import CHECKOUT_PAGE_HEADERS, AMOUNT_KRW_MAX, render_checkout_page
 from payments.delivery import deliver_callback
 from payments.errors import CallbackDeliveryError, CallbackPayloadError, ProviderConfigError
-from payments.signing import MAX_TIMESTAMP, SIGNATURE_HEADER, sign, verify
+from payments.signing import TIMESTAMP_MAX, SIGNATURE_HEADER, sign, verify
 
 __all__ = [
     "CHECKOUT_PAGE_HEADERS",
-    "MAX_CALLBACK_BYTES",
+    "CALLBACK_BYTES_MAX",
     "CallbackPayload",
     "CheckoutResult",
     "Provider",
@@ -44,9 +44,9 @@ __all__ = [
 VerdictStatus = Literal["succeeded", "failed"]
 RequestedResult = Literal["success", "fail"]
 
-MAX_PROVIDERS = 16
-MAX_DELAY_MS = 60_000
-MAX_CALLBACK_BYTES = 4096
+PROVIDERS_MAX = 16
+DELAY_MS_MAX = 60_000
+CALLBACK_BYTES_MAX = 4096
 MIN_SECRET_BYTES = 16
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 _PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -71,8 +71,8 @@ class Provider:
             raise ProviderConfigError(f"provider {self.name} needs a secret of at least {MIN_SECRET_BYTES} bytes")
         if not (math.isfinite(self.failure_rate) and 0 <= self.failure_rate <= 1):
             raise ProviderConfigError(f"provider {self.name} failure_rate must be within 0..1")
-        if not 0 <= self.delay_ms <= MAX_DELAY_MS:
-            raise ProviderConfigError(f"provider {self.name} delay_ms must be within 0..{MAX_DELAY_MS}")
+        if not 0 <= self.delay_ms <= DELAY_MS_MAX:
+            raise ProviderConfigError(f"provider {self.name} delay_ms must be within 0..{DELAY_MS_MAX}")
 
 
 def _derive_secret(secret_key: str, name: str) -> bytes:
@@ -81,8 +81,8 @@ def _derive_secret(secret_key: str, name: str) -> bytes:
 
 def providers_from_settings(names: list[str], secret_key: str, failure_rate: float, delay_ms: int) -> dict[str, Provider]:
     """Build the configured providers, each with its own HMAC-derived secret, keyed by name."""
-    if not 1 <= len(names) <= MAX_PROVIDERS:
-        raise ProviderConfigError(f"configure 1..{MAX_PROVIDERS} payment providers")
+    if not 1 <= len(names) <= PROVIDERS_MAX:
+        raise ProviderConfigError(f"configure 1..{PROVIDERS_MAX} payment providers")
     if len(set(names)) != len(names):
         raise ProviderConfigError("payment provider names must be unique")
     if len(secret_key) < MIN_SECRET_BYTES:
@@ -103,9 +103,9 @@ class CallbackPayload(BaseModel):
     payment_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     booking_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     status: VerdictStatus
-    amount: int = Field(ge=0, le=MAX_AMOUNT_KRW, description="KRW")
+    amount: int = Field(ge=0, le=AMOUNT_KRW_MAX, description="KRW")
     provider: str = Field(min_length=1, max_length=32, pattern=f"^{_PROVIDER_NAME.pattern}$")
-    occurred_at: int = Field(ge=0, le=MAX_TIMESTAMP, description="unix seconds")
+    occurred_at: int = Field(ge=0, le=TIMESTAMP_MAX, description="unix seconds")
 
 
 def decide_outcome(provider: Provider, requested: RequestedResult, rng: random.Random) -> VerdictStatus:
@@ -149,8 +149,8 @@ def read_callback(
 
     Raises ``SignatureError`` (answer 401) or ``CallbackPayloadError`` (answer 400/422).
     """
-    if len(raw_body) > MAX_CALLBACK_BYTES:
-        raise CallbackPayloadError(f"callback body larger than {MAX_CALLBACK_BYTES} bytes")
+    if len(raw_body) > CALLBACK_BYTES_MAX:
+        raise CallbackPayloadError(f"callback body larger than {CALLBACK_BYTES_MAX} bytes")
     verify(provider.secret, raw_body, header, now, tolerance_seconds)
     try:
         payload = CallbackPayload.model_validate_json(raw_body)

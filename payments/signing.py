@@ -14,10 +14,10 @@ from payments.errors import SignatureError
 
 SIGNATURE_HEADER = "Encore-Signature"
 SIGNATURE_SCHEME = "v1"
-MAX_HEADER_CHARS = 512
-MAX_SIGNATURES = 8
-MAX_TIMESTAMP = 10**12 - 1
-MAX_TOLERANCE_SECONDS = 3600
+HEADER_CHARS_MAX = 512
+SIGNATURES_MAX = 8
+TIMESTAMP_MAX = 10**12 - 1
+TOLERANCE_SECONDS_MAX = 3600
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -31,14 +31,14 @@ def sign(secret: bytes, raw_body: bytes, timestamp: int) -> str:
     """The header value a provider sends with ``raw_body`` at ``timestamp`` (unix seconds)."""
     if not secret:
         raise ValueError("a signing secret must not be empty")
-    if not 0 <= timestamp <= MAX_TIMESTAMP:
-        raise ValueError(f"timestamp must be within 0..{MAX_TIMESTAMP}")
+    if not 0 <= timestamp <= TIMESTAMP_MAX:
+        raise ValueError(f"timestamp must be within 0..{TIMESTAMP_MAX}")
     return f"t={timestamp},{SIGNATURE_SCHEME}={_digest(secret, raw_body, timestamp)}"
 
 
 def _parse(header: str) -> tuple[int, list[str]]:
     """Split ``t=..,v1=..[,v1=..]``; unknown schemes are ignored so rotation can add them."""
-    if len(header) > MAX_HEADER_CHARS:
+    if len(header) > HEADER_CHARS_MAX:
         raise SignatureError("malformed")
     timestamp: int | None = None
     signatures: list[str] = []
@@ -51,7 +51,7 @@ def _parse(header: str) -> tuple[int, list[str]]:
                 raise SignatureError("malformed")
             timestamp = int(value)
         elif key == SIGNATURE_SCHEME:
-            if not _HEX_DIGEST.fullmatch(value) or len(signatures) >= MAX_SIGNATURES:
+            if not _HEX_DIGEST.fullmatch(value) or len(signatures) >= SIGNATURES_MAX:
                 raise SignatureError("malformed")
             signatures.append(value)
     if timestamp is None or not signatures:
@@ -65,8 +65,8 @@ def verify(secret: bytes, raw_body: bytes, header: str | None, now: float, toler
     The signature is checked before the age, so ``stale`` always means "authentic but too old
     or too far in the future" — a replay or a skewed clock, not a forgery.
     """
-    if not 0 <= tolerance_seconds <= MAX_TOLERANCE_SECONDS:
-        raise ValueError(f"tolerance_seconds must be within 0..{MAX_TOLERANCE_SECONDS}")
+    if not 0 <= tolerance_seconds <= TOLERANCE_SECONDS_MAX:
+        raise ValueError(f"tolerance_seconds must be within 0..{TOLERANCE_SECONDS_MAX}")
     if header is None or not header.strip():
         raise SignatureError("missing")
     timestamp, signatures = _parse(header)

@@ -16,4 +16,14 @@ def open_store(db_url: str, pool_size: int = 4) -> SqlStore:
     raise ValueError(f"unsupported ENCORE_DB_URL {db_url!r}")
 
 
-__all__ = ["Conflict", "SqlStore", "open_store"]
+async def migrate(db_url: str) -> int:
+    """Bring the database at ``db_url`` to the newest schema version (see ``SqlStore.migrate``);
+    the one way every command, benchmark and test migrates."""
+    store = open_store(db_url)
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
+__all__ = ["Conflict", "SqlStore", "migrate", "open_store"]

@@ -20,6 +20,9 @@ CONNECT_TIMEOUT_SECONDS = 3
 # connect (2002, 2003), gone away (2006), lost during a query (2013, 2055), too many
 # connections (1040), shutting down (1053), connection killed (1927)
 UNREACHABLE_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927})
+# a migration statement's work is there already: table (1050), column (1060), index (1061)
+ALREADY_APPLIED_CODES = frozenset({1050, 1060, 1061})
+MIGRATION_LOCK_SECONDS = 120
 
 
 @lru_cache(maxsize=512)
@@ -102,7 +105,7 @@ class MySQLStore(SqlStore):
             pool = await self._get_pool()
             async with pool.acquire() as connection:
                 # no BEGIN: with autocommit off the first statement opens the transaction, which
-                # saves a round trip on every commit (the journal's and the ledger's included)
+                # saves a round trip on every commit (the group committer's and the ledger's included)
                 try:
                     async with connection.cursor() as cursor:
                         yield _MySQLTransaction(cursor)
@@ -114,6 +117,24 @@ class MySQLStore(SqlStore):
             if not is_unreachable(error):
                 raise
             raise StoreUnavailable(UNAVAILABLE) from error
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """``GET_LOCK`` on a connection of its own, named after the database: MySQL commits
+        each DDL statement by itself, so no transaction can keep a second process from
+        reading the old version while the first one is half way."""
+        async with self.transaction() as tx:
+            name = f"encore_migrate:{self._args['db']}"
+            (granted,) = await tx.fetchone("SELECT GET_LOCK(?, ?)", (name, MIGRATION_LOCK_SECONDS))
+            if granted != 1:
+                raise RuntimeError(f"another process has been migrating {self._args['db']} for {MIGRATION_LOCK_SECONDS} s")
+            try:
+                yield
+            finally:
+                await tx.execute("SELECT RELEASE_LOCK(?)", (name,))
+
+    def already_applied(self, error: Exception) -> bool:
+        return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in ALREADY_APPLIED_CODES
 
     def upsert(self, key: str, columns) -> str:
         return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in columns)

@@ -25,9 +25,14 @@ class LogEvent:
     id: int | None = None
 
 
+LOG_PAGE_MAX = 200
+LOG_PAGE_DEFAULT = 50
+
+
 @dataclass(frozen=True)
 class LogQuery:
-    """Filters of the booking log; every one optional, results newest first."""
+    """Filters of the booking log; every one optional, results newest first, at most
+    ``LOG_PAGE_MAX`` a page (the HTTP ``limit`` and the store both hold to it)."""
 
     booking_id: str | None = None
     member_id: int | None = None
@@ -36,7 +41,7 @@ class LogQuery:
     since: float | None = None
     until: float | None = None
     before_id: int | None = None
-    limit: int = 50
+    limit: int = LOG_PAGE_DEFAULT
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,20 @@ class SQLiteStore(SqlStore):
                 raise
             await self._run(lambda c: c.execute("COMMIT"))
 
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Nothing more than the migration's own transaction: its ``BEGIN IMMEDIATE`` takes the
+        file's write lock before the version is read, so a second process waits there and then
+        finds the newest version; and SQLite's DDL is transactional, so a run that stops
+        halfway leaves nothing behind."""
+        yield
+
+    def already_applied(self, error: Exception) -> bool:
+        message = str(error)
+        return isinstance(error, sqlite3.OperationalError) and (
+            message.startswith("duplicate column name") or message.endswith("already exists")
+        )
+
     def upsert(self, key: str, columns) -> str:
         return f"ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
 

@@ -14,10 +14,9 @@ from typing import AsyncContextManager, Iterable, Sequence
 from domain.booking import Booking, BookingChange, BookingStatus, EventType
 from domain.payment import Payment, PaymentStatus
 from domain.seat_block import within_cap
-from persistence.records import IdempotencyClaim, IdempotencyRecord, LogEvent, LogQuery, Member
+from persistence.records import LOG_PAGE_MAX, IdempotencyClaim, IdempotencyRecord, LogEvent, LogQuery, Member
 from persistence.schema import MIGRATIONS, VERSION_TABLE, render
 
-LOG_PAGE_MAX = 500
 UNAVAILABLE = "the booking store cannot be reached; try again in a moment"
 IDEMPOTENCY_SECONDS = 24 * 3600
 
@@ -71,18 +70,42 @@ class SqlStore(ABC):
     async def close(self) -> None: ...
 
     async def migrate(self) -> int:
-        """Bring the schema to the newest version; returns that version."""
-        async with self.transaction() as tx:
+        """Bring the schema to the newest version; returns that version.
+
+        Under the store's migration lock, so two processes starting at once migrate once;
+        every statement is re-runnable (``apply``), so a run that stopped halfway is finished
+        by the next one.
+        """
+        async with self.migration_lock(), self.transaction() as tx:
             await tx.execute(VERSION_TABLE)
             row = await tx.fetchone("SELECT MAX(version) FROM schema_version")
             current = (row[0] or 0) if row else 0
             for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
                 for statement in statements:
-                    rendered = render(self.dialect, statement)
-                    if rendered is not None:
-                        await tx.execute(rendered)
+                    await self.apply(tx, statement)
                 await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         return len(MIGRATIONS)
+
+    async def apply(self, tx: Transaction, statement: str | dict[str, str]) -> None:
+        """Run one migration statement; one whose table, column, index or trigger is already
+        there (left by a run that stopped between two statements) has nothing left to do."""
+        rendered = render(self.dialect, statement)
+        if rendered is None:
+            return
+        try:
+            await tx.execute(rendered)
+        except Exception as error:
+            if not self.already_applied(error):
+                raise
+
+    @abstractmethod
+    def migration_lock(self) -> AsyncContextManager[None]:
+        """Held from before the schema version is read until the migration has committed, so
+        one process migrates and the others then find it done."""
+
+    @abstractmethod
+    def already_applied(self, error: Exception) -> bool:
+        """Whether ``error`` says a migration statement's work exists already."""
 
     # ---- members
 
@@ -134,7 +157,7 @@ class SqlStore(ABC):
         return _bookings_from_rows(rows), [_payment(row) for row in payments]
 
     async def commit_block_changes(
-        self, block_index: int, changes: Sequence[BookingChange], max_seats_per_member: int
+        self, block_index: int, changes: Sequence[BookingChange], seats_per_member_max: int
     ) -> set[str]:
         """Write one batch of a block's decisions in one transaction (group commit): bookings,
         seat claims, payments and one log event per change.
@@ -156,7 +179,7 @@ class SqlStore(ABC):
                 ids = [b.booking_id for b in releasing]
                 await tx.execute(f"DELETE FROM seat_claims WHERE booking_id IN ({_marks(len(ids))})", ids)
             claiming = [c[-1].booking for c in by_booking.values() if _holds_after(c) and not _held_before(c)]
-            refused = await self._refused_by_cap(tx, claiming, max_seats_per_member)
+            refused = await self._refused_by_cap(tx, claiming, seats_per_member_max)
             claiming = [b for b in claiming if b.booking_id not in refused]
             if claiming:
                 await tx.executemany(

@@ -12,29 +12,21 @@ import secrets
 import pymysql
 import pytest
 
-from persistence import open_store
-
-MYSQL_SERVER_URL = os.environ.get("ENCORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
-
-
-def _server_args() -> dict:
-    from urllib.parse import urlparse
-
-    url = urlparse(MYSQL_SERVER_URL)
-    return {"host": url.hostname, "port": url.port or 3306, "user": url.username or "root", "password": url.password or ""}
+from harness import mysql
+from persistence import migrate, open_store
 
 
 @pytest.fixture(scope="session")
 def mysql_server() -> str:
     """The MySQL server URL, or a skip (a failure under CI) when none answers."""
     try:
-        pymysql.connect(**_server_args(), connect_timeout=3).close()
+        mysql.connect(connect_timeout=3).close()
     except pymysql.err.OperationalError as error:
-        message = f"no MySQL/MariaDB at {MYSQL_SERVER_URL}: {error}"
+        message = f"no MySQL/MariaDB at {mysql.SERVER_URL}: {error}"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message} (CI=true: the MySQL suite must run; `make test` starts MariaDB)", pytrace=False)
         pytest.skip(message)
-    return MYSQL_SERVER_URL
+    return mysql.SERVER_URL
 
 
 @pytest.fixture(scope="session")
@@ -44,19 +36,12 @@ def make_mysql_database(mysql_server):
 
     def make() -> str:
         name = f"encore_test_{secrets.token_hex(4)}"
-        connection = pymysql.connect(**_server_args())
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-        connection.close()
         created.append(name)
-        return f"{mysql_server.rstrip('/')}/{name}"
+        return mysql.create_database(name)
 
     yield make
-    connection = pymysql.connect(**_server_args())
-    with connection.cursor() as cursor:
-        for name in created:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-    connection.close()
+    for name in created:
+        mysql.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -69,7 +54,7 @@ def db_url(request, tmp_path) -> str:
 
 @pytest.fixture
 async def store(db_url):
+    await migrate(db_url)
     store = open_store(db_url)
-    await store.migrate()
     yield store
     await store.close()

@@ -14,7 +14,7 @@ import uuid
 import httpx
 import pytest
 
-from encore.launcher import ROOT, LiveService, one_service_at_a_time, start_service, stop_service
+from harness.service import ROOT, LiveService, one_service_at_a_time, start_service, stop_service
 
 __all__ = ["LiveService", "Person", "make_admin", "one_service_at_a_time", "start_service", "stop_service"]
 

@@ -2,7 +2,7 @@
 must never keep, and the waiting room that costs nothing per poll (the public status from
 the cache, one claim per person).
 
-The service admits one person at a time here (``queue_max_active`` 1, admissions of 10 s),
+The service admits one person at a time here (``queue_active_max`` 1, admissions of 10 s),
 so a second person's turn comes only when the first one's admission runs out.
 """
 
@@ -21,7 +21,7 @@ from tests.e2e.conftest import Person
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (make cache)")]
 
 ADMISSION_SECONDS = 10
-SERVICE_SETTINGS = {"queue_max_active": 1, "admission_seconds": ADMISSION_SECONDS}
+SERVICE_SETTINGS = {"queue_active_max": 1, "admission_seconds": ADMISSION_SECONDS}
 PUBLIC_OBJECTS = ["/api/seats", "/api/venue", "/api/queue/status", "/", "/static/app.js"]
 
 

@@ -21,7 +21,7 @@ import httpx
 import pymysql
 import pytest
 
-from encore.launcher import service_processes
+from harness.service import service_processes
 from tests.e2e.conftest import Person
 from tests.e2e.helpers import admin, all_at_once, crowd, events_of, my_events, section_starts, settled_seat_status, wait_for_seats
 

@@ -17,11 +17,10 @@ import time
 import uuid
 
 import httpx
-import pymysql
 import pytest
 
-from encore.launcher import PORT, wait_until_port_free
-from tests.conftest import _server_args
+from harness import mysql
+from harness.service import PORT, wait_until_port_free
 from tests.e2e.conftest import Person, one_service_at_a_time, start_service, stop_service
 from tests.e2e.helpers import settled_seat_status
 
@@ -148,7 +147,7 @@ HOSTILE_BODIES = [
 
 
 def store_counts(db_url: str) -> dict[str, int]:
-    connection = pymysql.connect(**_server_args(), database=db_url.rsplit("/", 1)[1])
+    connection = mysql.connect(db_url)
     try:
         with connection.cursor() as cursor:
             counts = {}

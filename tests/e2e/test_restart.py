@@ -15,12 +15,11 @@ import time
 import uuid
 from datetime import datetime
 
-import pymysql
 import pytest
 
-from encore.launcher import PORT, ServiceProcess, kill_processes, restart_service, service_processes
 from encore.leftovers import end_leftovers
-from tests.conftest import _server_args
+from harness import mysql
+from harness.service import PORT, ServiceProcess, kill_processes, restart_service, service_processes
 from tests.e2e.conftest import Person, one_service_at_a_time, start_service, stop_service
 from tests.e2e.helpers import admin, crowd, events_of
 
@@ -45,7 +44,7 @@ def survivors_on_purpose(marks: list[ServiceProcess]) -> list[ServiceProcess]:
 
 
 def store_rows(db_url: str, sql: str) -> list[tuple]:
-    connection = pymysql.connect(**_server_args(), database=db_url.rsplit("/", 1)[1])
+    connection = mysql.connect(db_url)
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import secrets
 
-import pymysql
 import pytest
 import ray
 
 from actors.seat_block import Verdict
 from domain.booking import Booking
 from domain.payment import Payment, PaymentStatus
-
-from tests.conftest import _server_args
+from harness import mysql
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +30,7 @@ def ray_instance():
 
 def insert_members(db_url: str, count: int) -> list[int]:
     """Many members at once (a race needs thousands of distinct people); returns their ids."""
-    database = db_url.rsplit("/", 1)[1]
-    connection = pymysql.connect(**_server_args(), database=database, autocommit=True)
+    connection = mysql.connect(db_url, autocommit=True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM members")
         start = cursor.fetchone()[0]
@@ -48,8 +45,7 @@ def insert_members(db_url: str, count: int) -> list[int]:
 
 
 def run_sql(db_url: str, statement: str) -> None:
-    database = db_url.rsplit("/", 1)[1]
-    connection = pymysql.connect(**_server_args(), database=database, autocommit=True)
+    connection = mysql.connect(db_url, autocommit=True)
     with connection.cursor() as cursor:
         cursor.execute(statement)
     connection.close()

@@ -18,7 +18,7 @@ import ray
 from actors.seat_block import HoldRequest, SeatBlockRemote, block_actor_name, start_block
 from domain.booking import Booking, new_booking_id
 from domain.venue import Venue
-from persistence import open_store
+from persistence import migrate, open_store
 from tests.integration.conftest import insert_members, payment_for, run_sql, success
 
 pytestmark = pytest.mark.mysql
@@ -32,14 +32,8 @@ CAP = 4
 @pytest.fixture(scope="module")
 def race_db(make_mysql_database, ray_instance):
     url = make_mysql_database()
-    asyncio.run(_migrate(url))
+    asyncio.run(migrate(url))
     return url
-
-
-async def _migrate(url):
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
 
 
 def contenders(member_ids: list[int], rng: random.Random) -> list[HoldRequest]:

@@ -14,18 +14,12 @@ from domain.booking import Booking, BookingStatus, new_booking_id
 from domain.errors import BookingNotHeld
 from domain.payment import PaymentStatus
 from domain.venue import Venue
-from persistence import open_store
+from persistence import migrate, open_store
 from tests.integration.conftest import insert_members, start_paying, success
 
 pytestmark = pytest.mark.mysql
 
 VENUE = Venue.grid(sections=1, rows=10, cols=50, block_rows=10)  # one block of 500 seats
-
-
-async def prepare(url: str) -> None:
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
 
 
 async def load(url: str):
@@ -39,7 +33,7 @@ async def load(url: str):
 @pytest.fixture(scope="module")
 def db(make_mysql_database, ray_instance):
     url = make_mysql_database()
-    asyncio.run(prepare(url))
+    asyncio.run(migrate(url))
     return url
 
 

@@ -18,7 +18,7 @@ from actors.seat_block import HoldRequest, start_block
 from domain.booking import Booking, BookingStatus, new_booking_id
 from domain.venue import Venue
 from encore.settings import Settings
-from persistence import open_store
+from persistence import migrate
 from tests.integration.conftest import insert_members
 
 pytestmark = pytest.mark.mysql
@@ -27,12 +27,6 @@ VENUE = Venue.grid(sections=1, rows=2, cols=10, block_rows=2)
 HOLD_SECONDS = 1.0
 EXPIRY_LATENESS_MAX = 0.25
 IDLE_SECONDS = 1.5  # longer than any tick the timers had
-
-
-async def migrate(url: str) -> None:
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
 
 
 @pytest.fixture
@@ -82,7 +76,7 @@ def test_holds_expire_on_time_after_the_block_slept(db):
 
 
 def test_an_idle_queue_admits_a_joiner_at_once_and_takes_back_a_lapsed_admission(db):
-    settings = Settings(db_url=db, queue_max_active=10, queue_admit_per_second=100)
+    settings = Settings(db_url=db, queue_active_max=10, queue_admit_per_second=100)
     settings = settings.model_copy(update={"admission_seconds": 1.0})  # below the setting's floor of 10 s, to be quick
     queue = start_queue(settings)
     ray.get(queue.join_many.remote([5]))
@@ -109,7 +103,7 @@ def test_an_idle_queue_admits_a_joiner_at_once_and_takes_back_a_lapsed_admission
 
 
 def test_the_summary_is_answered_at_the_next_change_or_not_at_all(db):
-    settings = Settings(db_url=db, queue_max_active=10, queue_admit_per_second=100, admission_seconds=600)
+    settings = Settings(db_url=db, queue_active_max=10, queue_admit_per_second=100, admission_seconds=600)
     queue = start_queue(settings)
     first = ray.get(queue.summary.remote())
     assert ray.get(queue.summary.remote(None, first["revision"], 0.3, 0.05), timeout=30) is None

@@ -11,7 +11,7 @@ import ray
 from actors.queue import start_queue
 from api.queue_view import QueueView
 from encore.settings import Settings
-from persistence import open_store
+from persistence import migrate
 
 pytestmark = pytest.mark.mysql
 
@@ -20,13 +20,7 @@ pytestmark = pytest.mark.mysql
 def queue_db(make_mysql_database, ray_instance):
     """A database of its own per test: the queue actor restores its room from it."""
     url = make_mysql_database()
-
-    async def migrate():
-        store = open_store(url)
-        await store.migrate()
-        await store.close()
-
-    asyncio.run(migrate())
+    asyncio.run(migrate(url))
     return url
 
 
@@ -41,7 +35,7 @@ def wait_for(predicate, seconds: float = 10.0):
 
 
 def test_order_and_admissions_survive_a_restart(queue_db):
-    settings = Settings(db_url=queue_db, queue_max_active=5, queue_admit_per_second=1000, admission_seconds=600)
+    settings = Settings(db_url=queue_db, queue_active_max=5, queue_admit_per_second=1000, admission_seconds=600)
     queue = start_queue(settings)
     standings = ray.get(queue.join_many.remote(list(range(1, 21))))
     numbers = {member: s.number for member, s in zip(range(1, 21), standings)}
@@ -49,7 +43,7 @@ def test_order_and_admissions_survive_a_restart(queue_db):
     assert ray.get(queue.join_many.remote([3]))[0].number == numbers[3], "joining again keeps the place"
 
     summary = wait_for(lambda: (s := ray.get(queue.summary.remote()))["active"] == 5 and s)
-    assert summary["head"] == 6, "at most max_active admitted"
+    assert summary["head"] == 6, "at most active_max admitted"
     time.sleep(1.5)  # one save interval
 
     ray.kill(queue, no_restart=False)
@@ -68,7 +62,7 @@ def test_order_and_admissions_survive_a_restart(queue_db):
 
 
 def test_a_refreshing_view_is_sent_only_new_checkpoints_and_answers_as_a_full_one(queue_db):
-    settings = Settings(db_url=queue_db, queue_max_active=10_000, queue_admit_per_second=50, admission_seconds=600)
+    settings = Settings(db_url=queue_db, queue_active_max=10_000, queue_admit_per_second=50, admission_seconds=600)
     queue = start_queue(settings)
     members = list(range(100, 400))
     numbers = [standing.number for standing in ray.get(queue.join_many.remote(members))]

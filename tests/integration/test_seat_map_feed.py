@@ -16,7 +16,7 @@ from actors.seat_block import HoldRequest, start_block
 from api.seatmap import SeatMap
 from domain.booking import Booking, new_booking_id
 from domain.venue import Venue
-from persistence import open_store
+from persistence import migrate
 from tests.integration.conftest import insert_members
 
 pytestmark = pytest.mark.mysql
@@ -26,16 +26,10 @@ WAITS_LONGER_THAN_ANY_TEST = 60.0
 SETTLES_LONGER_THAN_ANY_TEST = 60.0
 
 
-async def prepare(url: str) -> None:
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
-
-
 @pytest.fixture(scope="module")
 def blocks(make_mysql_database, ray_instance):
     url = make_mysql_database()
-    asyncio.run(prepare(url))
+    asyncio.run(migrate(url))
     members = insert_members(url, 10)
     return [start_block(block, 300, 4, url) for block in VENUE.blocks()], members
 

@@ -26,7 +26,7 @@ async def members(store, count: int) -> list[int]:
 
 
 def block(index: int = 0, cap: int = 4) -> SeatBlock:
-    return SeatBlock(BLOCKS[index], hold_seconds=60, max_seats_per_member=cap)
+    return SeatBlock(BLOCKS[index], hold_seconds=60, seats_per_member_max=cap)
 
 
 async def test_migrate_is_repeatable(store):

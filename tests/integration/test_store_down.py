@@ -21,10 +21,9 @@ from domain.booking import Booking, new_booking_id
 from domain.errors import StoreUnavailable
 from domain.venue import Venue
 from encore.settings import Settings
-from persistence import open_store
+from persistence import migrate, open_store
 from tests.integration.conftest import insert_members, payment_for, success
 from tests.integration.test_block_race import stored_claims
-from tests.integration.test_block_recovery import prepare
 
 BLOCK = Venue.grid(sections=1, rows=4, cols=10, block_rows=4).blocks()[0]
 JOURNAL_MAX = 6
@@ -89,13 +88,13 @@ async def test_a_block_keeps_its_bound_while_the_store_hangs_and_serves_again_af
     gate.shut()
     waiting = asyncio.ensure_future(actor.hold_many(one_seat_holds(people[:JOURNAL_MAX], 0)))
     await asyncio.sleep(0.05)
-    assert gate.waiting == 1 and actor._journal.backlog == JOURNAL_MAX
+    assert gate.waiting == 1 and actor._committer.backlog == JOURNAL_MAX
 
     started = time.monotonic()
     refused = await actor.hold_many(one_seat_holds(people[JOURNAL_MAX:JOURNAL_MAX + 4], JOURNAL_MAX))
     assert time.monotonic() - started < 0.5, "refused at once, not after the store's hang"
     assert all(isinstance(r, StoreUnavailable) and r.code == "store_unavailable" for r in refused)
-    assert actor._journal.backlog == JOURNAL_MAX, "nothing more waits for the store"
+    assert actor._committer.backlog == JOURNAL_MAX, "nothing more waits for the store"
     assert seats_taken(actor) == JOURNAL_MAX, "a refused hold holds nothing in memory"
 
     gate.open.set()
@@ -121,7 +120,7 @@ async def test_a_hold_answered_late_and_then_refused_by_the_store_is_undone(db, 
         if seats_taken(actor) == 0:
             break
         await asyncio.sleep(0.02)
-    assert seats_taken(actor) == 0 and actor._journal.backlog == 0
+    assert seats_taken(actor) == 0 and actor._committer.backlog == 0
     assert await stored_claims(db) == {}
     gate.failing = False
     [again] = await actor.hold_many(one_seat_holds(people[1:2], 0))
@@ -208,7 +207,8 @@ async def test_on_mariadb_a_store_gone_refuses_holds_fast_keeps_confirmations_an
     from urllib.parse import urlparse
 
     url = make_mysql_database()
-    people = await asyncio.to_thread(lambda: (asyncio.run(prepare(url)), insert_members(url, 3))[1])
+    await migrate(url)
+    people = await asyncio.to_thread(insert_members, url, 3)
     server = urlparse(url)
     proxy = CuttableProxy(server.port or 3306)
     through_proxy = url.replace(f"{server.hostname}:{server.port or 3306}", f"127.0.0.1:{await proxy.start()}")

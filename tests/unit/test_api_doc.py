@@ -13,7 +13,8 @@ from pathlib import Path
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
-from api.edge import HOT_ROUTES, create_app
+from api.edge import create_app
+from api.hot_routes import HOT_ROUTES
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "API.md"
 ROUTE_HEADING = re.compile(r"^### `([A-Z]+) (/\S*)`(.*)$")

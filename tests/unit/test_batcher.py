@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from api.batcher import Batcher
+from actors.batching import Batcher
 
 
 def batcher_recording_calls(linger_seconds: float) -> tuple[Batcher, list[tuple[str, list]]]:

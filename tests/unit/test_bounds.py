@@ -7,8 +7,7 @@ import asyncio
 
 import pytest
 
-from actors.journal import Journal
-from api.batcher import Batcher
+from actors.batching import Batcher, GroupCommitter
 from domain.booking import new_booking_id
 from domain.errors import Overloaded
 from domain.seat_block import SeatBlock
@@ -78,25 +77,25 @@ def holds(block: SeatBlock, count: int, first_member: int = 1) -> list:
     return [block.hold(new_booking_id(), first_member + n, (BLOCK.first_seat_id + n,), 0.0) for n in range(count)]
 
 
-async def test_a_journal_gives_up_claims_past_its_bound_while_the_store_hangs():
+async def test_a_group_committer_gives_up_claims_past_its_bound_while_the_store_hangs():
     gate, block = Gate(), SeatBlock(BLOCK, 60, 4)
-    journal = Journal(gate.commit, changes_max=5)
+    committer = GroupCommitter(gate.commit, changes_max=5)
     first = holds(block, 6)
-    written = [asyncio.ensure_future(journal.write([change])) for change in first[:5]]
+    written = [asyncio.ensure_future(committer.write([change])) for change in first[:5]]
     await settle()
-    assert journal.backlog == 5
-    over = await asyncio.wait_for(journal.write([first[5]]), 0.1)
+    assert committer.backlog == 5
+    over = await asyncio.wait_for(committer.write([first[5]]), 0.1)
     assert over.failed == {first[5].booking.booking_id}, "past the bound a claim is given up at once"
-    assert journal.backlog == 5 and journal.claims_refused == 1
+    assert committer.backlog == 5 and committer.claims_refused == 1
     cancelled = block.cancel(first[0].booking.booking_id, 1.0, first[0].booking.member_id)
-    released = asyncio.ensure_future(journal.write([cancelled]))
+    released = asyncio.ensure_future(committer.write([cancelled]))
     await settle()
-    assert journal.backlog == 6, "a release ends a claim already in memory: always taken"
+    assert committer.backlog == 6, "a release ends a claim already in memory: always taken"
     gate.opened.set()
     outcomes = await asyncio.gather(*written, released)
     assert all(not o.failed and not o.refused for o in outcomes)
-    assert journal.backlog == 0 and journal.changes_written == 6
-    assert not (await journal.write(holds(block, 1, first_member=50))).failed, "claims are taken again"
+    assert committer.backlog == 0 and committer.changes_written == 6
+    assert not (await committer.write(holds(block, 1, first_member=50))).failed, "claims are taken again"
 
 
 async def test_while_the_store_refuses_claims_are_given_up_at_once_and_releases_retried():
@@ -111,18 +110,18 @@ async def test_while_the_store_refuses_claims_are_given_up_at_once_and_releases_
             raise ConnectionError("the store is down")
         return set()
 
-    journal = Journal(commit)
-    assert (await journal.write([held])).failed == {held.booking.booking_id}, "the claim was refused by the store"
+    committer = GroupCommitter(commit)
+    assert (await committer.write([held])).failed == {held.booking.booking_id}, "the claim was refused by the store"
     block.undo(held)
     [kept] = holds(block, 1, first_member=7)
     release = block.cancel(kept.booking.booking_id, 1.0, 7)
-    pending_release = asyncio.ensure_future(journal.write([release]))
+    pending_release = asyncio.ensure_future(committer.write([release]))
     await asyncio.sleep(0.01)
-    assert journal.backlog == 1 and not journal.takes_claims(1), "a release waits for a retry: no claim now"
+    assert committer.backlog == 1 and not committer.takes_claims(1), "a release waits for a retry: no claim now"
     attempts = len(commits)
     [claim] = holds(block, 1, first_member=20)
-    refused = await asyncio.wait_for(journal.write([claim]), 0.05)
+    refused = await asyncio.wait_for(committer.write([claim]), 0.05)
     assert refused.failed == {claim.booking.booking_id} and len(commits) == attempts, "refused without a commit"
     store_up.set()
     assert not (await asyncio.wait_for(pending_release, 5)).failed
-    assert journal.backlog == 0 and journal.takes_claims(1)
+    assert committer.backlog == 0 and committer.takes_claims(1)

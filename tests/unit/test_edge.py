@@ -1,6 +1,6 @@
 """The replica's ASGI edge without Ray: the hot routes answer exactly as their routes would.
 
-The seat map, queue polls, holds and the static route skip FastAPI (``api.edge.HotRoutes``),
+The seat map, queue polls, holds and the static route skip FastAPI (``api.hot_routes.HotRoutes``),
 so their headers, compression, 304s and error bodies are checked here, in-process, as well
 as over real HTTP in the end-to-end tests; a refused hold is compared with FastAPI's answer.
 """
@@ -16,12 +16,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from api import routes
+from api import hot_routes, routes
 from api.auth import Tokens
 from api.edge import BODY_BYTES_MAX, create_app
+from api.hot_routes import accepts_gzip
 from api.idempotency import IdempotencyLedger
 from api.ratelimit import RateLimiter
-from api.routes import accepts_gzip
 from api.service import BookingService
 from domain.errors import BookingNotFound
 from encore.settings import Settings
@@ -46,7 +46,7 @@ def fake_service() -> BookingService:
 def edge():
     app = create_app()
     service = fake_service()
-    routes.use_service(service)
+    hot_routes.use_service(service)
 
     def request(method: str, path: str, through=app, **kwargs) -> httpx.Response:
         async def go():
@@ -56,7 +56,7 @@ def edge():
 
     fastapi = app.app.app  # behind the edge: what FastAPI itself would answer
     yield SimpleNamespace(request=request, service=service, metrics=app.metrics, fastapi=fastapi)
-    routes.use_service(None)
+    hot_routes.use_service(None)
 
 
 @pytest.mark.parametrize("header, expected", [
@@ -138,7 +138,7 @@ def test_a_bad_poll_gets_a_problem_body(edge, case, status, code):
     elif case == "no ticket":
         params = {}
     elif case == "a ticket too long":
-        params = {"ticket": "x" * (routes.TICKET_CHARS_MAX + 1)}
+        params = {"ticket": "x" * (hot_routes.TICKET_CHARS_MAX + 1)}
     elif case == "someone else's ticket":
         params = {"ticket": tokens.ticket(8, 31, 0, 3600)}
     elif case == "a forged ticket":
@@ -148,7 +148,7 @@ def test_a_bad_poll_gets_a_problem_body(edge, case, status, code):
 
 
 def test_before_the_service_is_up_hot_routes_say_starting(edge):
-    routes.use_service(None)
+    hot_routes.use_service(None)
     for path in ("/api/seats", "/api/queue?ticket=x"):
         answer = edge.request("GET", path, headers={"Authorization": "Bearer x"})
         assert (answer.status_code, answer.json()["code"], answer.headers["retry-after"]) == (503, "starting", "1")

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.auth import Tokens
-from api.edge import query_parameter
+from api.hot_routes import query_parameter
 from api.errors import ApiError
 from api.models import QueueAnswer, QueueOut
 

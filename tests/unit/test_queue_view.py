@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from api.queue_view import POLL_MS_MAX, POLL_MS_MIN, QueueView
+from domain.waiting_room import ETA_SECONDS_MAX, WaitingRoom
 from encore.settings import Settings
 
 SETTINGS = Settings(db_url="sqlite:///:memory:", admission_seconds=600, queue_admit_per_second=100)
@@ -21,6 +22,12 @@ def test_a_waiting_ticket_counts_the_people_ahead():
     position = view(head=101, checkpoints=[(101, 1000.0)]).position(151, now=1001.0)
     assert (position.state, position.ahead, position.eta_seconds) == ("waiting", 50, 0.5)
     assert POLL_MS_MIN <= position.poll_after_ms <= POLL_MS_MAX
+
+
+def test_the_wait_is_capped_at_a_day_as_the_room_caps_it():
+    room = WaitingRoom(active_max=1, admit_per_second=0.001, admission_seconds=600)
+    far = view(head=1, checkpoints=[], rate=0.001).position(10**6, now=0.0)
+    assert far.eta_seconds == room.eta_seconds(far.ahead) == ETA_SECONDS_MAX
 
 
 def test_far_back_polls_less_often():

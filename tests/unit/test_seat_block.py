@@ -35,7 +35,7 @@ ALICE, BOB, CAROL = 1, 2, 3
 
 
 def fresh(cap: int = CAP, hold: float = HOLD) -> SeatBlock:
-    return SeatBlock(BLOCK, hold_seconds=hold, max_seats_per_member=cap)
+    return SeatBlock(BLOCK, hold_seconds=hold, seats_per_member_max=cap)
 
 
 def status_of(block: SeatBlock, *seats: int) -> str:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.tokens import _CONTEXT, KINDS, MAX_TOKEN_CHARS, TAG_BYTES, TAG_CHARS, InvalidToken, _encode, _tag, sign, verify
+from domain.tokens import _CONTEXT, KINDS, TOKEN_CHARS_MAX, TAG_BYTES, TAG_CHARS, InvalidToken, _encode, _tag, sign, verify
 
 SECRET = b"0123456789abcdef-test-secret"
 OTHER_SECRET = b"fedcba9876543210-other-secret"
@@ -103,7 +103,7 @@ def test_the_signature_is_checked_before_kind_and_expiry():
         "abc." + "A" * (TAG_CHARS - 1),
         "abc." + "A" * (TAG_CHARS + 1),
         "abc." + "+" * TAG_CHARS,
-        "x" * (MAX_TOKEN_CHARS + 1),
+        "x" * (TOKEN_CHARS_MAX + 1),
         "x" * 10_000_000 + "." + "A" * TAG_CHARS,
         None,
         b"abc.def",
@@ -143,7 +143,7 @@ def test_sign_refuses_reserved_claims_weak_secrets_and_bad_ttl():
     with pytest.raises(ValueError):
         sign("session", {}, SECRET, NOW, float("nan"))
     with pytest.raises(ValueError):
-        sign("session", {"blob": "x" * MAX_TOKEN_CHARS}, SECRET, NOW, 60)
+        sign("session", {"blob": "x" * TOKEN_CHARS_MAX}, SECRET, NOW, 60)
 
 
 # ---- properties

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api import routes
+from api import hot_routes
 from api.edge import create_app
 from api.models import VenueOut
 from api.service import venue_out
@@ -37,7 +37,7 @@ def test_block_rows_is_the_venues_split(block_rows, expected):
 
 def test_the_route_sends_block_rows():
     service = replica_service(settings(block_rows=4))
-    routes.use_service(service)
+    hot_routes.use_service(service)
     try:
         async def get() -> httpx.Response:
             transport = httpx.ASGITransport(app=create_app())
@@ -46,7 +46,7 @@ def test_the_route_sends_block_rows():
 
         answer = asyncio.run(get())
     finally:
-        routes.use_service(None)
+        hot_routes.use_service(None)
     assert answer.status_code == 200
     assert answer.json()["block_rows"] == 4
     assert VenueOut.model_validate(answer.json()) == service.venue_out

@@ -13,14 +13,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from api import errors
 from domain.booking import EventType
+from domain.errors import BookingError
 from domain.tokens import InvalidToken, sign, verify
 from domain.waiting_room import (
     ADMITTED,
     COMPLETED,
     EXPIRED,
     LEFT,
-    MAX_ETA_SECONDS,
+    ETA_SECONDS_MAX,
     WAITING,
     QueueFull,
     Standing,
@@ -32,7 +34,7 @@ SECRET = b"waiting-room-test-secret-0123456789"
 
 
 def room(**overrides) -> WaitingRoom:
-    config = dict(max_active=2, admit_per_second=10.0, admission_seconds=60.0, rng=random.Random(1))
+    config = dict(active_max=2, admit_per_second=10.0, admission_seconds=60.0, rng=random.Random(1))
     config.update(overrides)
     return WaitingRoom(**config)
 
@@ -49,7 +51,7 @@ def json_round_trip(snapshot: dict) -> dict:
 
 
 def test_first_come_first_served_with_positions_from_head():
-    r = room(max_active=10)
+    r = room(active_max=10)
     tickets = [r.join(m, T0) for m in (10, 11, 12)]
     assert [(s.number, s.ahead) for s, _ in tickets] == [(1, 0), (2, 1), (3, 2)]
     assert all(e.type is EventType.QUEUE_JOINED and e.number == s.number for s, e in tickets)
@@ -60,7 +62,7 @@ def test_first_come_first_served_with_positions_from_head():
 
 
 def test_joining_again_returns_the_same_ticket_while_waiting_or_admitted():
-    r = room(max_active=1)
+    r = room(active_max=1)
     first, event = r.join(7, T0)
     second, again = r.join(7, T0 + 1)
     assert again is None and second == first
@@ -71,7 +73,7 @@ def test_joining_again_returns_the_same_ticket_while_waiting_or_admitted():
 
 
 def test_a_person_leaving_leaves_a_place_that_is_counted_until_head_passes_it():
-    r = room(max_active=1, admit_per_second=1000)
+    r = room(active_max=1, admit_per_second=1000)
     for m in range(5):
         r.join(m, T0)
     assert r.leave(2, T0).reason == LEFT
@@ -97,7 +99,7 @@ def test_head_moves_past_a_head_that_leaves():
 
 
 def test_at_most_max_active_and_completing_frees_a_slot():
-    r = room(max_active=2, admit_per_second=100)
+    r = room(active_max=2, admit_per_second=100)
     for m in range(5):
         r.join(m, T0)
     assert admitted(r.advance(T0)) == [0, 1]
@@ -112,7 +114,7 @@ def test_at_most_max_active_and_completing_frees_a_slot():
 
 
 def test_token_bucket_limits_new_admissions_per_second():
-    r = room(max_active=1000, admit_per_second=2.0)
+    r = room(active_max=1000, admit_per_second=2.0)
     for m in range(20):
         r.join(m, T0)
     assert len(admitted(r.advance(T0))) == 2, "a full bucket of one second's worth"
@@ -123,7 +125,7 @@ def test_token_bucket_limits_new_admissions_per_second():
 
 
 def test_burst_can_be_set_apart_from_the_rate():
-    r = room(max_active=1000, admit_per_second=0.5, burst=3)
+    r = room(active_max=1000, admit_per_second=0.5, burst=3)
     for m in range(10):
         r.join(m, T0)
     assert len(admitted(r.advance(T0))) == 3
@@ -132,7 +134,7 @@ def test_burst_can_be_set_apart_from_the_rate():
 
 
 def test_an_expired_admission_goes_to_the_end_of_the_line_with_a_new_number():
-    r = room(max_active=1, admit_per_second=100, admission_seconds=60)
+    r = room(active_max=1, admit_per_second=100, admission_seconds=60)
     for m in (1, 2, 3):
         r.join(m, T0)
     r.advance(T0)
@@ -148,7 +150,7 @@ def test_an_expired_admission_goes_to_the_end_of_the_line_with_a_new_number():
 
 
 def test_an_admission_that_keeps_lapsing_is_dropped_after_max_requeues():
-    r = room(max_active=1, admit_per_second=100, admission_seconds=10, max_requeues=1)
+    r = room(active_max=1, admit_per_second=100, admission_seconds=10, requeues_max=1)
     r.join(1, T0)
     r.advance(T0)
     lapse = r.advance(T0 + 10)
@@ -161,7 +163,7 @@ def test_an_admission_that_keeps_lapsing_is_dropped_after_max_requeues():
 
 
 def test_completing_resets_the_requeue_count():
-    r = room(max_active=1, admit_per_second=100, admission_seconds=10, max_requeues=1)
+    r = room(active_max=1, admit_per_second=100, admission_seconds=10, requeues_max=1)
     r.join(1, T0)
     r.advance(T0)
     r.advance(T0 + 10)  # lapses once, re-admitted
@@ -172,19 +174,21 @@ def test_completing_resets_the_requeue_count():
 
 
 def test_the_room_has_an_upper_bound():
-    r = room(max_members=3)
+    r = room(members_max=3)
     for m in range(3):
         r.join(m, T0)
     with pytest.raises(QueueFull) as caught:
         r.join(99, T0)
     assert caught.value.code == "queue_full"
+    assert not isinstance(caught.value, BookingError), "a full room refuses no booking"
+    assert errors.answer_for(caught.value).status_code == 503
     assert r.join(2, T0)[1] is None, "someone already inside still gets their ticket"
     r.leave(0, T0)
     r.join(99, T0)
 
 
 def test_a_clock_stepping_back_is_held_at_the_latest_time():
-    r = room(max_active=100, admit_per_second=1.0)
+    r = room(active_max=100, admit_per_second=1.0)
     for m in range(5):
         r.join(m, T0 + 10)
     assert len(admitted(r.advance(T0 + 10))) == 1
@@ -196,13 +200,13 @@ def test_a_clock_stepping_back_is_held_at_the_latest_time():
 
 def test_bad_configuration_and_bad_member_ids_are_refused():
     for bad in [
-        dict(max_active=0),
-        dict(max_active=5, max_members=4),
+        dict(active_max=0),
+        dict(active_max=5, members_max=4),
         dict(admit_per_second=0),
         dict(admit_per_second=math.inf),
         dict(admission_seconds=-1),
         dict(burst=0.5),
-        dict(max_requeues=-1),
+        dict(requeues_max=-1),
         dict(opens_at=math.nan),
     ]:
         with pytest.raises(ValueError):
@@ -219,7 +223,7 @@ def test_bad_configuration_and_bad_member_ids_are_refused():
 
 
 def test_people_who_join_before_the_opening_are_drawn_in_random_order_then_fcfs():
-    r = room(max_active=100, admit_per_second=100, opens_at=T0 + 100, rng=random.Random(7))
+    r = room(active_max=100, admit_per_second=100, opens_at=T0 + 100, rng=random.Random(7))
     for m in range(10):
         standing, event = r.join(m, T0 + m)
         assert standing == Standing(WAITING, None, m) and event.number is None
@@ -242,7 +246,7 @@ def test_the_draw_is_a_real_shuffle():
     arrivals, seeds = 5, 1500
     kept, first_place = 0, [0] * arrivals
     for seed in range(seeds):
-        r = WaitingRoom(max_active=10, admit_per_second=10, admission_seconds=60, opens_at=T0, rng=random.Random(seed))
+        r = WaitingRoom(active_max=10, admit_per_second=10, admission_seconds=60, opens_at=T0, rng=random.Random(seed))
         for m in range(arrivals):
             r.join(m, T0 - 1)
         order = admitted(r.advance(T0))
@@ -256,7 +260,7 @@ def test_the_draw_is_a_real_shuffle():
 
 def test_the_same_seed_draws_the_same_order():
     def draw(seed):
-        r = WaitingRoom(max_active=50, admit_per_second=50, admission_seconds=60, opens_at=T0, rng=random.Random(seed))
+        r = WaitingRoom(active_max=50, admit_per_second=50, admission_seconds=60, opens_at=T0, rng=random.Random(seed))
         for m in range(30):
             r.join(m, T0 - 1)
         return admitted(r.advance(T0))
@@ -273,7 +277,7 @@ def test_a_room_without_an_opening_time_is_open_at_once():
 
 
 def test_eta_falls_back_to_the_configured_rate_then_follows_the_measured_one():
-    r = room(max_active=5, admit_per_second=10.0, rate_window_seconds=5.0)
+    r = room(active_max=5, admit_per_second=10.0, rate_window_seconds=5.0)
     assert r.eta_seconds(100) == pytest.approx(10.0)
     assert r.eta_seconds(0) == 0
     for m in range(50):
@@ -281,8 +285,8 @@ def test_eta_falls_back_to_the_configured_rate_then_follows_the_measured_one():
     for step in range(60):  # five slots are full after the first tick and nobody completes
         r.advance(T0 + step)
     assert r.eta_seconds(100) > 100
-    assert r.eta_seconds(10**9) == MAX_ETA_SECONDS
-    fast = room(max_active=10**6, admit_per_second=10.0)
+    assert r.eta_seconds(10**9) == ETA_SECONDS_MAX
+    fast = room(active_max=10**6, admit_per_second=10.0)
     for m in range(5000):
         fast.join(m, T0)
     for step in range(600):
@@ -294,7 +298,7 @@ def test_eta_falls_back_to_the_configured_rate_then_follows_the_measured_one():
 
 
 def test_snapshot_restores_exactly_through_json_and_behaves_the_same():
-    r = room(max_active=3, admit_per_second=1.5, admission_seconds=20, opens_at=T0 + 5, rng=random.Random(11), epoch=4)
+    r = room(active_max=3, admit_per_second=1.5, admission_seconds=20, opens_at=T0 + 5, rng=random.Random(11), epoch=4)
     for m in range(12):
         r.join(m, T0 + m * 0.1)
     twin = WaitingRoom.restore(json_round_trip(r.snapshot()))
@@ -306,6 +310,16 @@ def test_snapshot_restores_exactly_through_json_and_behaves_the_same():
         again = WaitingRoom.restore(json_round_trip(r.snapshot()))
         assert again.snapshot() == r.snapshot() == twin.snapshot()
     assert twin.epoch == 4 and twin.summary() == r.summary()
+
+
+def test_a_snapshot_saved_under_the_old_limit_names_restores():
+    r = room(active_max=3, admit_per_second=1.5, admission_seconds=20, members_max=50, requeues_max=2)
+    r.join(1, T0)
+    snapshot = json_round_trip(r.snapshot())
+    old = dict(snapshot["config"])
+    for name, former in (("active_max", "max_active"), ("members_max", "max_members"), ("requeues_max", "max_requeues")):
+        old[former] = old.pop(name)
+    assert WaitingRoom.restore({**snapshot, "config": old}).snapshot() == snapshot
 
 
 def test_restore_refuses_an_unknown_version_or_a_broken_snapshot():
@@ -322,7 +336,7 @@ def test_restore_refuses_an_unknown_version_or_a_broken_snapshot():
 
 
 def test_two_hundred_thousand_people_fit_and_move_quickly():
-    r = WaitingRoom(max_active=2000, admit_per_second=200, admission_seconds=600, opens_at=T0, rng=random.Random(5))
+    r = WaitingRoom(active_max=2000, admit_per_second=200, admission_seconds=600, opens_at=T0, rng=random.Random(5))
     started = time.process_time()  # CPU time: other work on the machine does not count
     for m in range(1_000_000, 1_200_000):
         r.join(m, T0 - 1)
@@ -342,7 +356,7 @@ def test_memory_is_a_few_hundred_bytes_per_person():
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        r = WaitingRoom(max_active=100, admit_per_second=100, admission_seconds=600)
+        r = WaitingRoom(active_max=100, admit_per_second=100, admission_seconds=600)
         for m in range(10**9, 10**9 + members):
             r.join(m, T0)
         r.advance(T0)
@@ -362,25 +376,25 @@ class WaitingRoomMachine(RuleBasedStateMachine):
     """Random joins, leaves, completions, advances and restarts; the rules hold after every step."""
 
     @initialize(
-        max_active=st.integers(1, 3),
+        active_max=st.integers(1, 3),
         rate=st.sampled_from([0.5, 1.0, 2.0, 5.0]),
         burst=st.sampled_from([None, 1.0, 3.0]),
         admission_seconds=st.sampled_from([2.0, 5.0, 30.0]),
         opens_in=st.sampled_from([None, 0.0, 3.0, 10.0]),
-        max_requeues=st.integers(0, 2),
-        max_members=st.integers(3, 10),
+        requeues_max=st.integers(0, 2),
+        members_max=st.integers(3, 10),
         seed=st.integers(0, 2**32),
     )
-    def setup(self, max_active, rate, burst, admission_seconds, opens_in, max_requeues, max_members, seed):
+    def setup(self, active_max, rate, burst, admission_seconds, opens_in, requeues_max, members_max, seed):
         self.now = T0
         self.room = WaitingRoom(
-            max_active=max_active,
+            active_max=active_max,
             admit_per_second=rate,
             burst=burst,
             admission_seconds=admission_seconds,
             opens_at=None if opens_in is None else T0 + opens_in,
-            max_requeues=max_requeues,
-            max_members=max(max_members, max_active),
+            requeues_max=requeues_max,
+            members_max=max(members_max, active_max),
             rng=random.Random(seed),
         )
         self.seen: dict[int, tuple[int | None, int]] = {}  # waiting member -> (number, ahead) last observed
@@ -413,7 +427,7 @@ class WaitingRoomMachine(RuleBasedStateMachine):
         try:
             standing, event = self.room.join(member, self.clock(dt))
         except QueueFull:
-            assert before is None and size == self.room.max_members
+            assert before is None and size == self.room.members_max
             return
         assert standing == self.room.state_of(member) and standing.state in (WAITING, ADMITTED)
         if before is None:
@@ -490,7 +504,7 @@ class WaitingRoomMachine(RuleBasedStateMachine):
         waiting_after = [s.number for s in after.values() if s.state == WAITING]
         assert all(e.number < n for e in admitted_now for n in waiting_after), "nobody is overtaken"
         self.check_rate(admitted_now)
-        free = self.room.active_count < self.room.max_active
+        free = self.room.active_count < self.room.active_max
         if free and any(n is not None for n in waiting_after):
             probe = WaitingRoom.restore(json_round_trip(self.room.snapshot()))
             later = probe.advance(self.now + 1 / self.room.admit_per_second + 1e-6)
@@ -534,7 +548,7 @@ class WaitingRoomMachine(RuleBasedStateMachine):
     @invariant()
     def room_is_consistent(self):
         self.room.check_invariants()
-        assert self.room.active_count <= self.room.max_active
+        assert self.room.active_count <= self.room.active_max
 
     @invariant()
     def positions_are_honest_and_never_grow(self):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+from harness.metrics import by_label, replica_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("ENCORE_TEST_PORT", "18000"))
@@ -67,8 +68,7 @@ class LiveService:
         seen: dict[str, dict[str, int]] = {}
         for _ in range(reads_max):
             text = httpx.get(f"{self.url}/metrics", timeout=10).text
-            pid = re.search(r'encore_replica_info\{pid="(\d+)"\}', text).group(1)
-            seen[pid] = {m[0]: int(m[1]) for m in re.findall(r'encore_queue_polls_total\{tokens="(\w+)"\} (\d+)', text)}
+            seen[replica_pid(text)] = {k: int(v) for k, v in by_label(text, "encore_queue_polls_total", "tokens").items()}
             if len(seen) == replicas:
                 return seen
         raise RuntimeError(f"only {len(seen)} of {replicas} replicas answered /metrics in {reads_max} reads")
@@ -132,15 +132,21 @@ def launch(env: dict, log_path: Path) -> LiveService:
 
 def stop_service(process: subprocess.Popen) -> None:
     """SIGTERM lets `encore serve` shut Serve and Ray down; whatever is left of its group is killed."""
+    end_group(process, grace_seconds=60)
+
+
+def end_group(process: subprocess.Popen, grace_seconds: float) -> None:
+    """SIGTERM to ``process``, ``grace_seconds`` to end by itself, then SIGKILL to what is left
+    of its process group (it was started with ``start_new_session``)."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=grace_seconds)
         except subprocess.TimeoutExpired:
             pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
 
 
