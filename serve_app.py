@@ -9,7 +9,9 @@ Nothing here decides anything about bookings; it only wires the pieces together.
 from __future__ import annotations
 
 import asyncio
+import os
 
+import ray
 from ray import serve
 from ray.serve import Application
 
@@ -36,7 +38,7 @@ class Ingress:
     """One replica: its own seat-map snapshot, queue summary and hold batcher (docs/DESIGN.md)."""
 
     def __init__(self, settings: Settings):
-        self.service = BookingService(settings)
+        self.service = BookingService(settings, edge_app.metrics, replica_labels())
         use_service(self.service)
         tune_collector()
         try:
@@ -47,6 +49,15 @@ class Ingress:
 
     async def check_health(self) -> None:
         self.service.start_background()
+
+
+def replica_labels() -> dict[str, str]:
+    """Who this replica is on ``/metrics``: Serve's replica id, its node, its process."""
+    return {
+        "replica": serve.get_replica_context().replica_id.unique_id,
+        "node": ray.get_runtime_context().get_node_id(),
+        "pid": str(os.getpid()),
+    }
 
 
 def build(settings: Settings) -> Application:

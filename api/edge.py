@@ -228,7 +228,7 @@ def create_app() -> BoundAndMeasured:
     app = FastAPI(title="Encore", version="0.6.0", description="Concert ticket booking: queue, seat map, holds, payments.")
     errors.install(app)
     app.include_router(routes.router)
-    app.state.metrics = Metrics()
+    metrics = Metrics()
 
     if WEB.is_dir():
         app.mount("/static", StaticFiles(directory=WEB), name="static")
@@ -237,4 +237,4 @@ def create_app() -> BoundAndMeasured:
         async def page():
             return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
 
-    return BoundAndMeasured(HotRoutes(app), app.state.metrics)
+    return BoundAndMeasured(HotRoutes(app), metrics)

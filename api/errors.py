@@ -8,6 +8,7 @@ anything else.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +30,9 @@ STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
 }
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = "2"
+
+# every problem this process answered, by (status, code): for /metrics
+problems_answered: dict[tuple[int, str], int] = defaultdict(int)
 
 CODE_BY_STATUS = {
     400: "bad_request",
@@ -60,7 +64,13 @@ def invalid_request(errors: list[dict]) -> ApiError:
 
 
 def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None, /, **extra) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
+    return JSONResponse(problem_body(status, code, message, **extra), status_code=status, headers=headers)
+
+
+def problem_body(status: int, code: str, message: str, /, **extra) -> dict:
+    """Every problem answered is built here, and counted for ``/metrics``."""
+    problems_answered[(status, code)] += 1
+    return {"code": code, "message": message, **extra}
 
 
 def from_domain(error: domain.BookingError) -> ApiError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import secrets
 import time
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 
 import httpx
 
+from actors.metrics_board import start_metrics_board
 from actors.queue import start_queue
 from actors.seat_block import HoldRequest, start_block
 from api.auth import Caller, Tokens
+from api import errors
 from api.batcher import Batcher
+from api.metrics import Figures, Metrics, render
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.errors import ApiError
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_TICKET_SECONDS = 24 * 3600
 IDEMPOTENCY_PURGE_SECONDS = 3600
+METRICS_REPORT_SECONDS = 1.0  # a replica's figures reach the board at most this late while they change
+METRICS_HEARTBEAT_SECONDS = 10.0  # and this often when they do not, so the board knows it is alive
+METRICS_ASK_SECONDS = 2.0  # a block or the queue that does not answer a scrape in time is shown down
 
 
 def venue_out(settings: Settings, provider_names: list[str]) -> VenueOut:
@@ -76,7 +83,9 @@ class BookingView:
 
 
 class BookingService:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, replica: dict[str, str] | None = None):
+        """``metrics``: the replica's counters (the edge's, which times every request);
+        ``replica``: its labels on ``/metrics`` (``replica``, ``node``, ``pid``)."""
         self.settings = settings
         self.venue = settings.venue
         self.prices = settings.price_list
@@ -89,7 +98,9 @@ class BookingService:
         self.queue_view = QueueView(self.queue, settings)
         self.seat_map = SeatMap(self.venue, self.blocks, settings.snapshot_interval_ms)
         self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000)
-        self.holds_refused_by_map = 0
+        self.metrics = metrics or Metrics()
+        self.replica = replica or {"replica": f"pid-{os.getpid()}", "node": "", "pid": str(os.getpid())}
+        self.metrics_board = start_metrics_board()
         self.providers = providers_from_settings(
             settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
         )
@@ -112,6 +123,7 @@ class BookingService:
                 asyncio.create_task(self.seat_map.run_forever()),
                 asyncio.create_task(self.queue_view.run_forever()),
                 asyncio.create_task(self._purge_idempotency_forever()),
+                asyncio.create_task(self._report_metrics_forever()),
             ]
 
     async def _purge_idempotency_forever(self) -> None:
@@ -122,6 +134,47 @@ class BookingService:
             except Exception:
                 log.exception("purging idempotency keys failed")
             await asyncio.sleep(IDEMPOTENCY_PURGE_SECONDS)
+
+    # ---- metrics
+
+    def replica_figures(self) -> dict:
+        return self.metrics.snapshot(
+            errors.problems_answered,
+            {"remembered": self.tokens.polls_remembered, "verified": self.tokens.polls_verified},
+        )
+
+    async def _report_metrics_forever(self) -> None:
+        """Send the replica's figures to the board while they change, and a heartbeat when not:
+        an idle replica costs a wake-up a second and a call every ``METRICS_HEARTBEAT_SECONDS``."""
+        reported, reported_at = -1, 0.0
+        while True:
+            await asyncio.sleep(METRICS_REPORT_SECONDS)
+            now = time.monotonic()
+            if self.metrics.observed == reported and now - reported_at < METRICS_HEARTBEAT_SECONDS:
+                continue
+            reported, reported_at = self.metrics.observed, now
+            try:
+                await self.metrics_board.report.remote(self.replica, self.replica_figures())
+            except Exception as error:
+                log.warning("reporting metrics to the board failed: %r", error)
+
+    async def metrics_text(self) -> str:
+        """Every replica's figures (this one's as they are now, the others' as last reported),
+        every block's and the queue's as they answer now, and the store's bookings by status."""
+        async def ask(call):
+            try:
+                return await asyncio.wait_for(call, METRICS_ASK_SECONDS)
+            except Exception:
+                return None
+
+        others, queue, bookings, *blocks = await asyncio.gather(
+            ask(self.metrics_board.latest.remote()), ask(self.queue.figures.remote()), ask(self.store.booking_counts()),
+            *(ask(block.stats.remote()) for block in self.blocks),
+        )
+        replicas = [(who, figures) for who, figures in others or [] if who["replica"] != self.replica["replica"]]
+        replicas.append((self.replica, self.replica_figures()))
+        names = [block.name for block in self.venue.blocks()]
+        return render(Figures(replicas, list(zip(names, blocks)), queue, bookings))
 
     # ---- the waiting queue
 
@@ -182,7 +235,9 @@ class BookingService:
         seats = tuple(sorted(set(seat_ids)))
         result = await self.holds.submit(self.venue.block_index_of(seats[0]), HoldRequest(new_booking_id(), member_id, seats))
         if isinstance(result, BookingError):
+            self.metrics.count_hold(result.code)
             raise result
+        self.metrics.count_hold("won")
         return result
 
     def hold_refusal(self, seat_ids: list[int]) -> BookingError | None:
@@ -206,7 +261,7 @@ class BookingService:
         if self.seat_map.current(blocks.pop()):
             taken = self.seat_map.taken(seats)
             if taken:
-                self.holds_refused_by_map += 1
+                self.metrics.count_hold("refused_by_map")
                 return SeatUnavailable.of(taken)
         return None
 

@@ -339,3 +339,39 @@ def test_a_members_write_limit_holds_across_replicas(service):
     assert all(a.status_code == 422 for a in allowed), [a.text for a in allowed]
     assert burst // REPLICAS <= len(allowed) <= burst + refilled + 1, f"{len(allowed)} writes passed a burst of {burst}"
     assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
+
+
+# ---- one scrape, every replica and actor
+
+
+def test_one_scrape_shows_every_replica_and_every_block_whichever_replica_answers(service):
+    """Whichever replica the front picks, ``/metrics`` shows both replicas' counters, labelled, and
+    each replica's counters only grow from one scrape to the next (they never jump to another
+    replica's), with every block's seats and the queue's figures beside them."""
+    person = Person(service)
+    for _ in range(20):
+        assert person.http.get("/api/venue").status_code == 200  # both replicas serve some of them
+    scrapes = [service.scrape(settle_seconds=2.0 if i == 0 else 0.2) for i in range(6)]
+    previous: dict[tuple, float] = {}
+    for families in scrapes:
+        replicas = {s.labels["replica"]: s.labels for s in families["encore_replica_info"].samples}
+        assert len(replicas) == REPLICAS, replicas
+        assert len({labels["pid"] for labels in replicas.values()}) == REPLICAS
+        assert all(labels["node"] for labels in replicas.values())
+        served = {s.labels["replica"] for s in families["encore_http_requests"].samples if s.value > 0}
+        assert served == set(replicas), f"counters of {sorted(served)} of replicas {sorted(replicas)}"
+        for sample in families["encore_http_requests"].samples:
+            key = tuple(sorted(sample.labels.items()))
+            assert sample.value >= previous.get(key, 0), f"a counter went back: {key}"
+            previous[key] = sample.value
+    families = scrapes[-1]
+    blocks = families["encore_block_up"].samples
+    assert len(blocks) == 15 and all(s.value == 1 for s in blocks), blocks
+    seats = families["encore_seats"].samples
+    assert {s.labels["block"] for s in seats} == {s.labels["block"] for s in blocks}
+    assert sum(s.value for s in seats) == 15_000
+    assert [s.value for s in families["encore_queue_up"].samples] == [1]
+    people = {s.labels["state"]: s.value for s in families["encore_queue_people"].samples}
+    assert set(people) == {"waiting", "active", "drawing"} and people["active"] >= 1
+    outcomes = {s.labels["outcome"] for s in families["encore_holds"].samples}
+    assert "won" in outcomes and outcomes & {"seat_unavailable", "refused_by_map"}, outcomes

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from api.idempotency import IdempotencyLedger
+from api.metrics import Metrics
 from api.seatmap import SeatMap
 from api.service import BookingService
 from domain.errors import InvalidSeats, SeatsSpanBlocks, SeatUnavailable
@@ -29,7 +30,7 @@ def service_with_block_zero(current: bool) -> SimpleNamespace:
     seat_map = SeatMap(VENUE, [None, None], 200)
     seat_map._status[3:5] = b"HS"
     seat_map._open[0] = current
-    service = SimpleNamespace(venue=VENUE, seat_map=seat_map, holds_refused_by_map=0)
+    service = SimpleNamespace(venue=VENUE, seat_map=seat_map, metrics=Metrics())
     service.hold_refusal = partial(BookingService.hold_refusal, service)
     return service
 
@@ -39,13 +40,13 @@ def test_a_current_map_refuses_seats_it_shows_taken():
     assert service.seat_map.current(0) and not service.seat_map.current(1)
     refusal = service.hold_refusal([5, 4, 3])
     assert isinstance(refusal, SeatUnavailable) and refusal.extra == {"seats": [3, 4]}
-    assert service.holds_refused_by_map == 1
+    assert service.metrics.holds == {"refused_by_map": 1}
     assert service.hold_refusal([5, 6]) is None, "free on the map: the block decides"
 
 
 def test_a_block_the_map_cannot_follow_decides_even_seats_the_map_shows_taken():
     service = service_with_block_zero(current=False)
-    assert service.hold_refusal([3]) is None and service.holds_refused_by_map == 0
+    assert service.hold_refusal([3]) is None and not service.metrics.holds
 
 
 @pytest.mark.parametrize("seat_ids, refused", [
