@@ -38,7 +38,7 @@ class Ingress:
     """One replica: its own seat-map snapshot, queue summary and hold batcher (docs/DESIGN.md)."""
 
     def __init__(self, settings: Settings):
-        self.service = BookingService(settings, edge_app.metrics, replica_labels())
+        self.service = BookingService(settings, replica=replica_labels())
         use_service(self.service)
         tune_collector()
         try:

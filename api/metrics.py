@@ -57,6 +57,12 @@ class Metrics:
         }
 
 
+# The replica's counters. Serve runs a copy of the app object it is given in each replica, so
+# they live here, in the module, where the edge that times requests and the service that
+# reports them both find the same ones.
+replica_metrics = Metrics()
+
+
 @dataclass(frozen=True)
 class Figures:
     """What one scrape gathered: ``replicas`` by their labels (``replica``, ``node``, ``pid``) with

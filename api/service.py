@@ -23,6 +23,7 @@ from actors.seat_block import HoldRequest, start_block
 from api.auth import Caller, Tokens
 from api import errors
 from api.batcher import Batcher
+from api import metrics as api_metrics
 from api.metrics import Figures, Metrics, render
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
@@ -84,8 +85,9 @@ class BookingView:
 
 class BookingService:
     def __init__(self, settings: Settings, metrics: Metrics | None = None, replica: dict[str, str] | None = None):
-        """``metrics``: the replica's counters (the edge's, which times every request);
-        ``replica``: its labels on ``/metrics`` (``replica``, ``node``, ``pid``)."""
+        """``metrics``: the replica's counters (by default the process's, which the edge
+        times every request into); ``replica``: its labels on ``/metrics`` (``replica``,
+        ``node``, ``pid``)."""
         self.settings = settings
         self.venue = settings.venue
         self.prices = settings.price_list
@@ -98,7 +100,7 @@ class BookingService:
         self.queue_view = QueueView(self.queue, settings)
         self.seat_map = SeatMap(self.venue, self.blocks, settings.snapshot_interval_ms)
         self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000)
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or api_metrics.replica_metrics
         self.replica = replica or {"replica": f"pid-{os.getpid()}", "node": "", "pid": str(os.getpid())}
         self.metrics_board = start_metrics_board()
         self.providers = providers_from_settings(

@@ -17,10 +17,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from api import metrics as api_metrics
 from api import routes
 from api.auth import Tokens
 from api.edge import BODY_BYTES_MAX, create_app
 from api.idempotency import IdempotencyLedger
+from api.metrics import Metrics
 from api.queue_view import QueueView
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.routes import accepts_gzip
@@ -54,7 +56,8 @@ def fake_service() -> SimpleNamespace:
 
 
 @pytest.fixture
-def edge():
+def edge(monkeypatch):
+    monkeypatch.setattr(api_metrics, "replica_metrics", Metrics())
     app = create_app()
     service = fake_service()
     routes.use_service(service)
@@ -66,7 +69,7 @@ def edge():
         return asyncio.run(go())
 
     fastapi = app.app.app  # behind the edge: what FastAPI itself would answer
-    yield SimpleNamespace(request=request, service=service, metrics=app.metrics, fastapi=fastapi)
+    yield SimpleNamespace(request=request, service=service, metrics=api_metrics.replica_metrics, fastapi=fastapi)
     routes.use_service(None)
 
 
