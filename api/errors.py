@@ -8,13 +8,13 @@ anything else.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import metrics
 from domain import errors as domain
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,6 @@ STATUS_BY_DOMAIN_ERROR: dict[type[domain.BookingError], int] = {
 }
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = "2"
-
-# every problem this process answered, by (status, code): for /metrics
-problems_answered: dict[tuple[int, str], int] = defaultdict(int)
 
 CODE_BY_STATUS = {
     400: "bad_request",
@@ -69,7 +66,7 @@ def problem(status: int, code: str, message: str, headers: dict[str, str] | None
 
 def problem_body(status: int, code: str, message: str, /, **extra) -> dict:
     """Every problem answered is built here, and counted for ``/metrics``."""
-    problems_answered[(status, code)] += 1
+    metrics.replica_metrics.count_problem(status, code)
     return {"code": code, "message": message, **extra}
 
 

@@ -27,6 +27,7 @@ class Metrics:
         self._buckets: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS_SECONDS) + 1))
         self._sums: dict[tuple[str, str], float] = defaultdict(float)
         self.holds: dict[str, int] = defaultdict(int)
+        self.problems: dict[tuple[int, str], int] = defaultdict(int)
         self.observed = 0
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -46,13 +47,16 @@ class Metrics:
         refusal's code (``seat_unavailable`` when the block gave the seat to someone else)."""
         self.holds[outcome] += 1
 
-    def snapshot(self, problems: dict[tuple[int, str], int], polls: dict[str, int]) -> dict:
+    def count_problem(self, status: int, code: str) -> None:
+        self.problems[(status, code)] += 1
+
+    def snapshot(self, polls: dict[str, int]) -> dict:
         """Plain data, cheap to send to the board: the counters as they are now."""
         return {
             "requests": dict(self._requests),
             "latency": {key: (list(buckets), self._sums[key]) for key, buckets in self._buckets.items()},
             "holds": dict(self.holds),
-            "problems": dict(problems),
+            "problems": dict(self.problems),
             "polls": dict(polls),
         }
 

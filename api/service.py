@@ -20,10 +20,9 @@ import httpx
 from actors.metrics_board import start_metrics_board
 from actors.queue import start_queue
 from actors.seat_block import HoldRequest, start_block
-from api.auth import Caller, Tokens
-from api import errors
-from api.batcher import Batcher
 from api import metrics as api_metrics
+from api.auth import Caller, Tokens
+from api.batcher import Batcher
 from api.metrics import Figures, Metrics, render
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
@@ -140,10 +139,7 @@ class BookingService:
     # ---- metrics
 
     def replica_figures(self) -> dict:
-        return self.metrics.snapshot(
-            errors.problems_answered,
-            {"remembered": self.tokens.polls_remembered, "verified": self.tokens.polls_verified},
-        )
+        return self.metrics.snapshot({"remembered": self.tokens.polls_remembered, "verified": self.tokens.polls_verified})
 
     async def _report_metrics_forever(self) -> None:
         """Send the replica's figures to the board while they change, and a heartbeat when not:
