@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lock bench bench-core bench-http bench-queue bench-cache-choice bench-faults mysql browser wrk cache clean
+.PHONY: run test test-fast lock bench bench-core bench-store bench-http bench-queue bench-cache-choice bench-faults mysql browser wrk cache clean
 
 # constraints.txt pins every package to the release tested, so a clone installs what CI ran.
 $(STAMP): pyproject.toml constraints.txt
@@ -46,6 +46,10 @@ browser:
 
 bench-core: $(STAMP) mysql
 	$(BIN)/python -m loadtest.bench_core
+
+## The store at the sale's scale, on a MariaDB of its own (the machine's mariadbd binary).
+bench-store: $(STAMP)
+	$(BIN)/python -m loadtest.bench_store
 
 bench-http: $(STAMP) mysql wrk cache
 	$(BIN)/python -m loadtest.bench_http

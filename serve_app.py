@@ -9,18 +9,22 @@ Nothing here decides anything about bookings; it only builds the pieces and wire
 from __future__ import annotations
 
 import asyncio
+import os
 
+import ray
 from ray import serve
 from ray.serve import Application
 
+from actors.metrics_board import start_metrics_board
 from actors.queue import start_queue
 from actors.seat_block import start_block
+from api import metrics as api_metrics
 from api.auth import Tokens
 from api.edge import create_app
+from api.hot_routes import use_service
 from api.idempotency import IdempotencyLedger
 from api.queue_view import QueueView
 from api.ratelimit import LoginThrottle, RateLimiter
-from api.hot_routes import use_service
 from api.seatmap import SeatMap
 from api.service import BookingService
 from encore.collector import tune_collector
@@ -42,12 +46,15 @@ def build_service(settings: Settings) -> BookingService:
                     settings.journal_changes_max)
         for block in settings.venue.blocks()
     ]
-    return wire(settings, open_store(settings.db_url, pool_size=8), blocks, start_queue(settings))
+    return wire(settings, open_store(settings.db_url, pool_size=8), blocks, start_queue(settings),
+                start_metrics_board(), replica_labels())
 
 
-def wire(settings: Settings, store, blocks: list, queue) -> BookingService:
+def wire(settings: Settings, store, blocks: list, queue, metrics_board=None, replica: dict[str, str] | None = None,
+         metrics: api_metrics.Metrics | None = None) -> BookingService:
     """Every part of a replica, built around its store and actors: the replica's seat map and
-    queue view, tokens, limits and payment providers."""
+    queue view, tokens, limits, payment providers and counters (by default the process's,
+    which the edge times every request into)."""
     providers = providers_from_settings(
         settings.provider_names, settings.secret_key, settings.payment_failure_rate, settings.payment_delay_ms
     )
@@ -65,6 +72,9 @@ def wire(settings: Settings, store, blocks: list, queue) -> BookingService:
         rate_limiter=RateLimiter(settings.rate_limit_writes_per_minute, settings.ingress_replicas),
         login_throttle=LoginThrottle(settings.ingress_replicas),
         idempotency=IdempotencyLedger(store, settings.batch_waiting_max),
+        metrics=metrics or api_metrics.replica_metrics,
+        metrics_board=metrics_board,
+        replica=replica or {"replica": f"pid-{os.getpid()}", "node": "", "pid": str(os.getpid())},
     )
 
 
@@ -95,6 +105,15 @@ class Ingress:
         started after a crash could answer so). Once loaded, the map stays: later checks return at once."""
         self.service.start_background()
         await self.service.until_ready(READY_SECONDS_MAX)
+
+
+def replica_labels() -> dict[str, str]:
+    """Who this replica is on ``/metrics``: Serve's replica id, its node, its process."""
+    return {
+        "replica": serve.get_replica_context().replica_id.unique_id,
+        "node": ray.get_runtime_context().get_node_id(),
+        "pid": str(os.getpid()),
+    }
 
 
 def build(settings: Settings) -> Application:

@@ -168,6 +168,10 @@ class QueueActor:
             "oldest_checkpoint_at": self._checkpoints[0][1] if self._checkpoints else None,
         }
 
+    async def figures(self) -> dict:
+        """The room's counts for ``/metrics``, without the checkpoints a summary carries."""
+        return (await self._ready()).summary()
+
     def _publish(self) -> None:
         """A new revision, and the waiting readers woken, whenever the summary's figures changed."""
         figures = (self._room.summary(), self._changed_at)

@@ -198,6 +198,8 @@ class SeatBlockActor:
         return {
             "block": self._block.block.index,
             "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+            "seats": self._block.seat_counts(),
             "live_bookings": len(self._block.live_bookings()),
             "commit_batches": self._committer.batches,
             "changes_written": self._committer.changes_written,

@@ -11,9 +11,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, routes
+from api import errors, metrics, routes
 from api.hot_routes import HotRoutes, start_background
-from api.metrics import Metrics
 from encore.settings import BODY_BYTES_MAX
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -91,9 +90,8 @@ class BoundAndMeasured:
     per request, which on this hot path is a large share of a trivial request's time.
     """
 
-    def __init__(self, app: HotRoutes, metrics: Metrics):
+    def __init__(self, app: HotRoutes):
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -123,7 +121,8 @@ class BoundAndMeasured:
             await self.app(scope, bounded(receive), send_and_note)
         finally:
             route = scope.get("route")
-            self.metrics.observe(getattr(route, "path", "unmatched"), scope["method"], status, time.perf_counter() - started)
+            metrics.replica_metrics.observe(
+                getattr(route, "path", "unmatched"), scope["method"], status, time.perf_counter() - started)
 
 
 def create_app() -> BoundAndMeasured:
@@ -132,7 +131,6 @@ def create_app() -> BoundAndMeasured:
     app = FastAPI(title="Encore", version="0.6.0", description="Concert ticket booking: queue, seat map, holds, payments.")
     errors.install(app)
     app.include_router(routes.router)
-    app.state.metrics = Metrics()
 
     if WEB.is_dir():
         app.mount("/static", StaticFiles(directory=WEB), name="static")
@@ -141,4 +139,4 @@ def create_app() -> BoundAndMeasured:
         async def page():
             return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
 
-    return BoundAndMeasured(HotRoutes(app), app.state.metrics)
+    return BoundAndMeasured(HotRoutes(app))

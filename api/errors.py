@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import metrics
 from domain import errors as domain
 from encore.settings import BODY_BYTES_MAX
 
@@ -64,7 +65,13 @@ def invalid_request(errors: list[dict]) -> ApiError:
 
 
 def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None, /, **extra) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
+    return JSONResponse(problem_body(status, code, message, **extra), status_code=status, headers=headers)
+
+
+def problem_body(status: int, code: str, message: str, /, **extra) -> dict:
+    """Every problem answered is built here, and counted for ``/metrics``."""
+    metrics.replica_metrics.count_problem(status, code)
+    return {"code": code, "message": message, **extra}
 
 
 def from_domain(error: domain.Refusal) -> ApiError:

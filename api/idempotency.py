@@ -26,7 +26,7 @@ from typing import Awaitable, Callable
 from fastapi.responses import Response
 
 from actors.batching import Batcher
-from api.errors import ApiError, from_domain
+from api.errors import ApiError, from_domain, problem_body
 from domain.errors import BookingError, StoreUnavailable
 from encore.settings import BATCH_WAITING_MAX
 from persistence.records import IdempotencyClaim
@@ -150,4 +150,4 @@ def _answer(error: BookingError | ApiError) -> tuple[int, dict]:
     """The status and problem body a refusal is answered (and remembered) with."""
     if isinstance(error, BookingError):
         error = from_domain(error)
-    return error.status, {"code": error.code, "message": error.message, **error.extra}
+    return error.status, problem_body(error.status, error.code, error.message, **error.extra)

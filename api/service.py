@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from actors.batching import Batcher
 from actors.seat_block import HoldRequest, Verdict
 from api.auth import Caller, Tokens
+from api.metrics import Figures, Metrics, render
 from api.models import GradeOut, QueueAnswer, SectionOut, ShowOut, VenueOut
 from api.ratelimit import LoginThrottle, RateLimiter
 from api.errors import ApiError
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_TICKET_SECONDS = 24 * 3600
 IDEMPOTENCY_PURGE_SECONDS = 3600
+METRICS_REPORT_SECONDS = 1.0  # a replica's figures reach the board at most this late while they change
+METRICS_HEARTBEAT_SECONDS = 10.0  # and this often when they do not, so the board knows it is alive
+METRICS_ASK_SECONDS = 2.0  # a block or the queue that does not answer a scrape in time is shown down
 
 
 def venue_out(settings: Settings, provider_names: list[str]) -> VenueOut:
@@ -79,7 +83,11 @@ class BookingService:
 
     def __init__(self, settings: Settings, *, store: SqlStore, blocks: list, queue, queue_view: QueueView,
                  seat_map: SeatMap, providers: dict[str, Provider], mock_providers: MockProviders, tokens: Tokens,
-                 rate_limiter: RateLimiter, login_throttle: LoginThrottle, idempotency: IdempotencyLedger):
+                 rate_limiter: RateLimiter, login_throttle: LoginThrottle, idempotency: IdempotencyLedger,
+                 metrics: Metrics, metrics_board, replica: dict[str, str]):
+        """``metrics``: the replica's counters, which the edge times every request into;
+        ``metrics_board``: the actor that keeps every replica's last figures; ``replica``: this
+        replica's labels on ``/metrics`` (``replica``, ``node``, ``pid``)."""
         self.settings = settings
         self.venue = settings.venue
         self.prices = settings.price_list
@@ -94,10 +102,12 @@ class BookingService:
         self.rate_limiter = rate_limiter
         self.login_throttle = login_throttle
         self.idempotency = idempotency
+        self.metrics = metrics
+        self.metrics_board = metrics_board
+        self.replica = replica
         self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000,
                              settings.batch_waiting_max)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max, waiting_max=settings.batch_waiting_max)
-        self.holds_refused_by_map = 0
         self.venue_out = venue_out(settings, list(providers))
         self.show_out = show_out(settings)
         self._background: list[asyncio.Task] = []
@@ -109,6 +119,7 @@ class BookingService:
                 asyncio.create_task(self.seat_map.run_forever()),
                 asyncio.create_task(self.queue_view.run_forever()),
                 asyncio.create_task(self._purge_idempotency_forever()),
+                asyncio.create_task(self._report_metrics_forever()),
             ]
 
     @property
@@ -132,6 +143,44 @@ class BookingService:
             except Exception:
                 log.exception("purging idempotency keys failed")
             await asyncio.sleep(IDEMPOTENCY_PURGE_SECONDS)
+
+    # ---- metrics
+
+    def replica_figures(self) -> dict:
+        return self.metrics.snapshot({"remembered": self.tokens.polls_remembered, "verified": self.tokens.polls_verified})
+
+    async def _report_metrics_forever(self) -> None:
+        """Send the replica's figures to the board while they change, and a heartbeat when not:
+        an idle replica costs a wake-up a second and a call every ``METRICS_HEARTBEAT_SECONDS``."""
+        reported, reported_at = -1, 0.0
+        while True:
+            await asyncio.sleep(METRICS_REPORT_SECONDS)
+            now = time.monotonic()
+            if self.metrics.observed == reported and now - reported_at < METRICS_HEARTBEAT_SECONDS:
+                continue
+            reported, reported_at = self.metrics.observed, now
+            try:
+                await self.metrics_board.report.remote(self.replica, self.replica_figures())
+            except Exception as error:
+                log.warning("reporting metrics to the board failed: %r", error)
+
+    async def metrics_text(self) -> str:
+        """Every replica's figures (this one's as they are now, the others' as last reported),
+        every block's and the queue's as they answer now, and the store's bookings by status."""
+        async def ask(call):
+            try:
+                return await asyncio.wait_for(call, METRICS_ASK_SECONDS)
+            except Exception:
+                return None
+
+        others, queue, bookings, *blocks = await asyncio.gather(
+            ask(self.metrics_board.latest.remote()), ask(self.queue.figures.remote()), ask(self.store.booking_counts()),
+            *(ask(block.stats.remote()) for block in self.blocks),
+        )
+        replicas = [(who, figures) for who, figures in others or [] if who["replica"] != self.replica["replica"]]
+        replicas.append((self.replica, self.replica_figures()))
+        names = [block.name for block in self.venue.blocks()]
+        return render(Figures(replicas, list(zip(names, blocks)), queue, bookings))
 
     # ---- the waiting queue
 
@@ -190,7 +239,9 @@ class BookingService:
         seats = distinct_seats(seat_ids)
         result = await self.holds.submit(self.venue.block_index_of(seats[0]), HoldRequest(new_booking_id(), member_id, seats))
         if isinstance(result, BookingError):
+            self.metrics.count_hold(result.code)
             raise result
+        self.metrics.count_hold("won")
         return result
 
     def hold_refusal(self, seat_ids: list[int]) -> BookingError | None:
@@ -198,7 +249,7 @@ class BookingService:
         (``domain.seat_block.hold_refusal`` by this replica's seat map); asked once per hold."""
         refusal = self.seat_map.hold_refusal(seat_ids)
         if isinstance(refusal, SeatUnavailable):
-            self.holds_refused_by_map += 1
+            self.metrics.count_hold("refused_by_map")
         return refusal
 
     async def _hold_batch(self, block_index: int, requests: list[HoldRequest]) -> list:

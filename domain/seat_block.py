@@ -69,6 +69,10 @@ class SeatBlock:
         """One byte per seat of the block, ``A``/``H``/``S``, in seat id order."""
         return bytes(self._status)
 
+    def seat_counts(self) -> dict[str, int]:
+        """How many of the block's seats are available, held and sold."""
+        return {"available": self._status.count(AVAILABLE), "held": self._status.count(HELD), "sold": self._status.count(SOLD)}
+
     def booking(self, booking_id: str) -> Booking:
         try:
             return self._bookings[booking_id]

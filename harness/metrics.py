@@ -1,4 +1,4 @@
-"""Figures read from a replica's ``/metrics`` text (one read reaches one replica)."""
+"""Figures read from ``/metrics`` text."""
 
 from __future__ import annotations
 
@@ -14,8 +14,3 @@ def by_label(text: str, sample: str, label: str) -> dict[str, float]:
         if found.name == sample and label in found.labels
     }
 
-
-def replica_pid(text: str) -> str:
-    """Which replica answered (``encore_replica_info{pid=…}``)."""
-    [pid] = by_label(text, "encore_replica_info", "pid")
-    return pid

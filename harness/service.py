@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,13 @@ from pathlib import Path
 import httpx
 import psutil
 
-from harness.metrics import by_label, replica_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("ENCORE_TEST_PORT", "18000"))
 START_SECONDS_MAX = 150
 LOCK_PATH = "/tmp/encore-service.lock"
 READY_LINE = "Encore is selling on"
+METRICS_SETTLE_SECONDS = 2.0  # replicas report their figures to the metrics board once a second
 
 
 _held_here = False
@@ -62,16 +63,23 @@ class LiveService:
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
-    def poll_counters(self, replicas: int, reads_max: int = 50) -> dict[str, dict[str, int]]:
-        """Each replica's queue-poll counters (``remembered``, ``verified``) by its pid: each
-        replica counts its own, and one read of ``/metrics`` reaches one replica."""
-        seen: dict[str, dict[str, int]] = {}
-        for _ in range(reads_max):
-            text = httpx.get(f"{self.url}/metrics", timeout=10).text
-            seen[replica_pid(text)] = {k: int(v) for k, v in by_label(text, "encore_queue_polls_total", "tokens").items()}
-            if len(seen) == replicas:
-                return seen
-        raise RuntimeError(f"only {len(seen)} of {replicas} replicas answered /metrics in {reads_max} reads")
+    def scrape(self, settle_seconds: float = METRICS_SETTLE_SECONDS) -> dict:
+        """``/metrics`` read once, by family, after ``settle_seconds``: the replica that answers
+        shows the others' figures as they last reported them, at most about a second old."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        time.sleep(settle_seconds)
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        return {family.name: family for family in text_string_to_metric_families(text)}
+
+    def poll_counters(self, replicas: int) -> dict[str, dict[str, int]]:
+        """Each replica's queue-poll counters (``remembered``, ``verified``) by replica, from one scrape."""
+        seen: dict[str, dict[str, int]] = defaultdict(dict)
+        for sample in self.scrape()["encore_queue_polls"].samples:
+            seen[sample.labels["replica"]][sample.labels["tokens"]] = int(sample.value)
+        if len(seen) != replicas:
+            raise RuntimeError(f"{len(seen)} replicas on /metrics, not {replicas}")
+        return dict(seen)
 
 
 def wait_until_port_free(port: int, seconds: float = 60) -> None:

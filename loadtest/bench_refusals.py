@@ -29,7 +29,7 @@ from fastapi.responses import Response
 from api.idempotency import IdempotencyLedger, _answer, _json, request_fingerprint
 from domain.errors import SeatUnavailable
 from loadtest.bench_core import bench_database
-from persistence import open_store
+from persistence import migrate, open_store
 
 MEMBERS = 2000
 
@@ -71,8 +71,8 @@ async def one_run(ledger, count: int, wave: int, database) -> tuple[float, float
 
 
 async def run(db_url: str, args) -> None:
+    await migrate(db_url)
     store = open_store(db_url)
-    await store.migrate()
     ledger = IdempotencyLedger(store)
     database = None if args.sqlite else mariadb()
     await one_run(ledger, args.wave, args.wave, database)  # the pool's connections, opened once

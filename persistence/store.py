@@ -176,8 +176,14 @@ class SqlStore(ABC):
         async with self.transaction() as tx:
             releasing = [c[0].booking for c in by_booking.values() if _held_before(c) and not _holds_after(c)]
             if releasing:
+                # by primary key: a scan for the booking ids would lock every claim row it passes,
+                # and releases in two blocks then deadlock with each other's claims (bench_store)
                 ids = [b.booking_id for b in releasing]
-                await tx.execute(f"DELETE FROM seat_claims WHERE booking_id IN ({_marks(len(ids))})", ids)
+                seats = [s for b in releasing for s in b.seat_ids]
+                await tx.execute(
+                    f"DELETE FROM seat_claims WHERE seat_id IN ({_marks(len(seats))}) AND booking_id IN ({_marks(len(ids))})",
+                    [*seats, *ids],
+                )
             claiming = [c[-1].booking for c in by_booking.values() if _holds_after(c) and not _held_before(c)]
             refused = await self._refused_by_cap(tx, claiming, seats_per_member_max)
             claiming = [b for b in claiming if b.booking_id not in refused]

@@ -10,7 +10,6 @@ a waiting person's tokens once, and together they keep the member's write limit.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 import uuid
@@ -21,6 +20,7 @@ import httpx
 import pymysql
 import pytest
 
+from harness.metrics import by_label
 from harness.service import service_processes
 from tests.e2e.conftest import Person
 from tests.e2e.helpers import admin, all_at_once, crowd, events_of, my_events, section_starts, settled_seat_status, wait_for_seats
@@ -348,8 +348,9 @@ def test_a_members_write_limit_holds_across_replicas(service):
 # ---- a replica killed
 
 
-def replica_pid(upstream: str) -> str:
-    return re.search(r'encore_replica_info\{pid="(\d+)"\}', httpx.get(f"{upstream}/metrics", timeout=10).text).group(1)
+def replica_pids(upstream: str) -> set[str]:
+    """The replicas on ``/metrics``: every one that reported to the metrics board lately."""
+    return set(by_label(httpx.get(f"{upstream}/metrics", timeout=10).text, "encore_replica_info", "pid"))
 
 
 def test_a_replica_killed_with_sigkill_is_replaced_and_never_answers_a_map_without_the_holds(service, starts):
@@ -379,7 +380,7 @@ def test_a_replica_killed_with_sigkill_is_replaced_and_never_answers_a_map_witho
             status = answer.json()["status"]
             maps += 1
             assert [status[s] for s in seats] == ["H", "H"], f"a map without the hold, {time.monotonic() - killed_at:.1f} s after the kill"
-            if replaced_at is None and maps % 20 == 0 and replica_pid(upstream) not in before:
+            if replaced_at is None and maps % 20 == 0 and replica_pids(upstream) - before:
                 replaced_at = time.monotonic()
     assert replaced_at is not None, "no new replica answered within 90 s"
     print(f"replaced after {replaced_at - killed_at:.1f} s; {maps} maps read, failed: {failed}")
@@ -387,3 +388,37 @@ def test_a_replica_killed_with_sigkill_is_replaced_and_never_answers_a_map_witho
     other = Person(service)
     other.queue_until_admitted(60)
     assert other.hold([starts[14] + 602]).status_code == 201, "holds go on"
+# ---- one scrape, every replica and actor
+
+
+def test_one_scrape_shows_every_replica_and_every_block_whichever_replica_answers(service):
+    """Whichever replica the front picks, ``/metrics`` shows both replicas' counters, labelled, and
+    each replica's counters only grow from one scrape to the next (they never jump to another
+    replica's), with every block's seats and the queue's figures beside them."""
+    person = Person(service)
+    for _ in range(20):
+        assert person.http.get("/api/venue").status_code == 200  # both replicas serve some of them
+    scrapes = [service.scrape(settle_seconds=2.0 if i == 0 else 0.2) for i in range(6)]
+    previous: dict[tuple, float] = {}
+    for families in scrapes:
+        replicas = {s.labels["replica"]: s.labels for s in families["encore_replica_info"].samples}
+        assert len(replicas) == REPLICAS, replicas
+        assert len({labels["pid"] for labels in replicas.values()}) == REPLICAS
+        assert all(labels["node"] for labels in replicas.values())
+        served = {s.labels["replica"] for s in families["encore_http_requests"].samples if s.value > 0}
+        assert served == set(replicas), f"counters of {sorted(served)} of replicas {sorted(replicas)}"
+        for sample in families["encore_http_requests"].samples:
+            key = tuple(sorted(sample.labels.items()))
+            assert sample.value >= previous.get(key, 0), f"a counter went back: {key}"
+            previous[key] = sample.value
+    families = scrapes[-1]
+    blocks = families["encore_block_up"].samples
+    assert len(blocks) == 15 and all(s.value == 1 for s in blocks), blocks
+    seats = families["encore_seats"].samples
+    assert {s.labels["block"] for s in seats} == {s.labels["block"] for s in blocks}
+    assert sum(s.value for s in seats) == 15_000
+    assert [s.value for s in families["encore_queue_up"].samples] == [1]
+    people = {s.labels["state"]: s.value for s in families["encore_queue_people"].samples}
+    assert set(people) == {"waiting", "active", "drawing"} and people["active"] >= 1
+    outcomes = {s.labels["outcome"] for s in families["encore_holds"].samples}
+    assert "won" in outcomes and outcomes & {"seat_unavailable", "refused_by_map"}, outcomes

@@ -14,7 +14,7 @@ from actors.seat_block import HoldRequest, Settled, Verdict, start_block
 from domain.booking import Booking, BookingStatus, new_booking_id
 from domain.payment import Payment, PaymentStatus
 from domain.venue import Venue
-from persistence import open_store
+from persistence import migrate, open_store
 from persistence.records import LogQuery
 from tests.integration.conftest import insert_members, payment_for, start_paying, success
 
@@ -26,9 +26,9 @@ VENUE = Venue.grid(sections=2, rows=2, cols=10, block_rows=2)  # two blocks of 2
 
 
 async def _read(url: str, call):
+    await migrate(url)
     store = open_store(url)
     try:
-        await store.migrate()
         return await call(store)
     finally:
         await store.close()

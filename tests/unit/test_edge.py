@@ -17,10 +17,12 @@ import httpx
 import pytest
 
 from api import hot_routes, routes
+from api import metrics as api_metrics
 from api.auth import Tokens
 from api.edge import BODY_BYTES_MAX, create_app
 from api.hot_routes import accepts_gzip
 from api.idempotency import IdempotencyLedger
+from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 from api.service import BookingService
 from domain.errors import BookingNotFound
@@ -43,7 +45,8 @@ def fake_service() -> BookingService:
 
 
 @pytest.fixture
-def edge():
+def edge(monkeypatch):
+    monkeypatch.setattr(api_metrics, "replica_metrics", Metrics())
     app = create_app()
     service = fake_service()
     hot_routes.use_service(service)
@@ -55,7 +58,7 @@ def edge():
         return asyncio.run(go())
 
     fastapi = app.app.app  # behind the edge: what FastAPI itself would answer
-    yield SimpleNamespace(request=request, service=service, metrics=app.metrics, fastapi=fastapi)
+    yield SimpleNamespace(request=request, service=service, metrics=api_metrics.replica_metrics, fastapi=fastapi)
     hot_routes.use_service(None)
 
 

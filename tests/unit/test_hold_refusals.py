@@ -14,6 +14,7 @@ import pytest
 
 from actors.seat_block import BlockStatus
 from api.idempotency import IdempotencyLedger
+from api.metrics import Metrics
 from domain.errors import InvalidSeats, SeatsSpanBlocks, SeatUnavailable
 from domain.seat_block import SeatBlock, hold_refusal
 from domain.venue import Venue, distinct_seats
@@ -50,11 +51,11 @@ async def refusals_of_a_replica(reachable: bool, *holds: list[int]) -> tuple[lis
     block_zero = bytearray(b"A" * 500)
     block_zero[3:5] = b"HS"
     blocks = [BlockAnswering(0, bytes(block_zero) if reachable else None), BlockAnswering(500, None)]
-    service = wire(SETTINGS, None, blocks, None)
+    service = wire(SETTINGS, None, blocks, None, metrics=Metrics())
     following = asyncio.ensure_future(service.seat_map.run_forever())
     await asyncio.sleep(0.05)
     try:
-        return [service.hold_refusal(seats) for seats in holds], service.holds_refused_by_map
+        return [service.hold_refusal(seats) for seats in holds], service.metrics.holds.get("refused_by_map", 0)
     finally:
         following.cancel()
 
