@@ -17,6 +17,7 @@ from api.edge import create_app
 from api.routes import use_service
 from api.service import BookingService
 from encore.collector import tune_collector
+from encore.placement import ingress_replicas_per_node
 from encore.settings import Settings, load_settings
 
 edge_app = create_app()
@@ -50,7 +51,10 @@ class Ingress:
 
 
 def build(settings: Settings) -> Application:
-    return Ingress.options(num_replicas=settings.ingress_replicas).bind(settings)
+    """Replicas spread over the nodes (``encore.placement``), so each node's front has one
+    beside it; on one machine they all share it."""
+    per_node = ingress_replicas_per_node(settings.ingress_replicas, settings.ingress_replicas_per_node)
+    return Ingress.options(num_replicas=settings.ingress_replicas, max_replicas_per_node=per_node).bind(settings)
 
 
 def app_builder(args: dict) -> Application:

@@ -23,6 +23,7 @@ from domain.errors import BookingError, StoreUnavailable, TooManySeats
 from domain.seat_block import SeatBlock
 from domain.venue import Block
 from encore.collector import tune_collector
+from encore.placement import block_scheduling
 from persistence import open_store
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,9 @@ def block_actor_name(block: Block) -> str:
 
 
 def start_block(block: Block, hold_seconds: float, max_seats_per_member: int, db_url: str):
-    """Create (or find, if it already runs) the named, restartable actor for ``block``."""
+    """Create (or find, if it already runs) the named, restartable actor for ``block``, on
+    the node ``encore.placement`` deals it to."""
     return SeatBlockRemote.options(
-        name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
+        name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
+        scheduling_strategy=block_scheduling(block.index),
     ).remote(block, hold_seconds, max_seats_per_member, db_url)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), min_length=16)
     token_seconds: int = Field(12 * 3600, ge=60)
     ingress_replicas: int = Field(1, ge=1, le=64)
+    ingress_replicas_per_node: int = Field(
+        0, ge=0, le=64, description="at most this many ingress replicas on one node; 0: as even as the nodes alive at deploy allow"
+    )
     snapshot_interval_ms: int = Field(200, ge=10, le=250)
     hold_batch_max: int = Field(256, ge=1, le=10_000)
     hold_linger_ms: int = Field(
