@@ -28,6 +28,7 @@ from api.ratelimit import LoginThrottle, RateLimiter
 from api.seatmap import SeatMap
 from api.service import BookingService
 from encore.collector import tune_collector
+from encore.placement import ingress_replicas_per_node
 from encore.settings import Settings, load_settings
 from payments import MockProviders, providers_from_settings
 from persistence import migrate, open_store
@@ -117,7 +118,10 @@ def replica_labels() -> dict[str, str]:
 
 
 def build(settings: Settings) -> Application:
-    return Ingress.options(num_replicas=settings.ingress_replicas).bind(settings)
+    """Replicas spread over the nodes (``encore.placement``), so each node's front has one
+    beside it; on one machine they all share it."""
+    per_node = ingress_replicas_per_node(settings.ingress_replicas, settings.ingress_replicas_per_node)
+    return Ingress.options(num_replicas=settings.ingress_replicas, max_replicas_per_node=per_node).bind(settings)
 
 
 def app_builder(args: dict) -> Application:

@@ -24,6 +24,7 @@ from domain.payment import Payment, PaymentStatus
 from domain.seat_block import SeatBlock
 from domain.venue import Block
 from encore.collector import tune_collector
+from encore.placement import block_scheduling
 from encore.settings import JOURNAL_CHANGES_MAX
 from persistence import open_store
 
@@ -332,7 +333,9 @@ def block_actor_name(block: Block) -> str:
 
 def start_block(block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str,
                 journal_changes_max: int = JOURNAL_CHANGES_MAX):
-    """Create (or find, if it already runs) the named, restartable actor for ``block``."""
+    """Create (or find, if it already runs) the named, restartable actor for ``block``, on
+    the node ``encore.placement`` deals it to."""
     return SeatBlockRemote.options(
-        name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
+        name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
+        scheduling_strategy=block_scheduling(block.index),
     ).remote(block, hold_seconds, seats_per_member_max, db_url, journal_changes_max)

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         200, ge=10, le=250,
         description="a seat block tells a replica's map about seats taken at most this often (releases at once)",
     )
+    ingress_replicas_per_node: int = Field(
+        0, ge=0, le=64, description="at most this many ingress replicas on one node; 0: as even as the nodes alive at deploy allow"
+    )
     hold_batch_max: int = Field(256, ge=1, le=10_000)
     hold_linger_ms: int = Field(
         20, ge=0, le=100, description="how long a hold that finds its block idle waits for others to share its call and commit"
