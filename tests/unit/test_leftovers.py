@@ -129,3 +129,16 @@ def test_a_process_holding_the_caches_socket_is_the_runs_even_when_unrecorded(re
             process.kill()
             process.wait()
         listening.close()
+
+
+def test_a_run_that_joined_a_cluster_leaves_the_clusters_processes_alone(record, spawned):
+    """``encore serve --address``: the raylet, workers and HAProxy belong to the cluster, even
+    when the cluster's session folder happens to carry the run's pid in its name."""
+    session = record.session_dirs()[0]
+    raylet = spawned(f"--session_dir={session}")
+    record.joined_cluster = True
+    record.save()
+
+    assert processes_of(RunRecord.load(record.port)) == []
+    assert end_leftovers(record.port) == 0
+    assert raylet.poll() is None
