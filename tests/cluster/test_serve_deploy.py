@@ -72,15 +72,17 @@ class Cluster:
     def serve_status(self) -> dict:
         return yaml.safe_load(self.run(str(BIN / "serve"), "status", "-a", f"http://127.0.0.1:{DASHBOARD}"))
 
-    def wait_for_app(self, wanted: str | None) -> dict:
-        """``serve status`` until the app's status is ``wanted`` (``None``: until it is gone)."""
+    def wait_for_app(self, wanted: str | None, fronts: int = 1) -> dict:
+        """``serve status`` until the app's status is ``wanted`` (``None``: until it is gone) and
+        at least ``fronts`` proxies are all HEALTHY."""
         deadline = time.monotonic() + DEPLOYED_SECONDS_MAX
         while True:
             status = self.serve_status()
             app = (status.get("applications") or {}).get("encore")
-            if (app or {}).get("status") == wanted:
+            proxies = list((status.get("proxies") or {}).values())
+            if (app or {}).get("status") == wanted and len(proxies) >= fronts and set(proxies) == {"HEALTHY"}:
                 return status
-            assert time.monotonic() < deadline, f"the app is {app}, not {wanted}"
+            assert time.monotonic() < deadline, f"the app is {app}, not {wanted}; the proxies: {proxies}"
             time.sleep(2)
 
 
@@ -131,8 +133,7 @@ def test_encore_serve_deploys_onto_the_cluster_and_leaves_it_running(cluster, ma
     finally:
         stop_service(service.process)
 
-    status = cluster.wait_for_app(None)
-    assert set(status["proxies"].values()) == {"HEALTHY"}
+    cluster.wait_for_app(None)
     assert httpx.get(f"http://127.0.0.1:{FRONT}/-/healthz", timeout=10).status_code == 200
     record = RunRecord.load(CACHE)
     assert record.joined_cluster and processes_of(record) == []
@@ -145,10 +146,9 @@ def test_serve_deploy_runs_the_same_app_with_its_settings_from_the_environment(c
     (tmp_path / "serve_config.yaml").write_text(yaml.safe_dump(config))
     cluster.run(str(BIN / "serve"), "deploy", str(tmp_path / "serve_config.yaml"), "-a", f"http://127.0.0.1:{DASHBOARD}")
 
-    status = cluster.wait_for_app("RUNNING")
     # a replica takes a CPU and each node has one: one replica, and so one front, on each node
+    status = cluster.wait_for_app("RUNNING", fronts=2)
     assert status["applications"]["encore"]["deployments"]["encore-ingress"]["replica_states"] == {"RUNNING": 2}
-    assert list(status["proxies"].values()) == ["HEALTHY", "HEALTHY"]
     nodes = cluster.run(str(BIN / "ray"), "status")
     assert nodes.count(" node_") == 2, nodes
     assert listening_hosts(DASHBOARD) == {"127.0.0.1"}
