@@ -154,15 +154,16 @@ def processes_under(folder: str, since: float) -> list[psutil.Process]:
     keeps its config elsewhere): one ``ray start`` cluster among others on the machine, which
     ``ray stop`` would not tell apart."""
     prefix = (folder.rstrip("/") + "/",)
+    ours = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
     found: dict[int, psutil.Process] = {}
     for process in psutil.process_iter():
         try:
-            if process.pid != os.getpid() and process.create_time() >= since and _carries(process, prefix, None):
+            if process.pid not in ours and process.create_time() >= since and _carries(process, prefix, None):
                 found[process.pid] = process
                 found.update((child.pid, child) for child in process.children(recursive=True))
         except psutil.Error:
             continue
-    return [process for pid, process in sorted(found.items())]
+    return [process for pid, process in sorted(found.items()) if pid not in ours]
 
 
 def _carries(process: psutil.Process, sessions: tuple[str, ...], node_id: str | None,

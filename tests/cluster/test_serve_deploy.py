@@ -162,6 +162,7 @@ def test_serve_deploy_runs_the_same_app_with_its_settings_from_the_environment(c
         url = f"http://127.0.0.1:{CACHE}"
         wait_for_health(url)
         journey(LiveService(url, cluster.env["ENCORE_DB_URL"], cluster.env, tmp_path / "none.log", cache))
+        assert "encore_replica_info" in httpx.get(f"{url}/metrics", timeout=10).text
         reads = [httpx.get(f"{url}/api/seats", timeout=10) for _ in range(2)]
         assert reads[1].headers["X-Cache"] == "HIT", "the cache answers in front of the cluster's front"
     finally:

@@ -142,3 +142,14 @@ def test_a_run_that_joined_a_cluster_leaves_the_clusters_processes_alone(record,
     assert processes_of(RunRecord.load(record.port)) == []
     assert end_leftovers(record.port) == 0
     assert raylet.poll() is None
+
+
+def test_a_ray_start_cluster_is_found_by_its_temp_dir_and_nothing_else(spawned, tmp_path):
+    """How the cluster test stops its ``ray start`` nodes: ``ray stop`` would end every Ray of the machine."""
+    folder = tmp_path / "cluster"
+    (folder / "logs").mkdir(parents=True)
+    raylet = spawned(f"--temp-dir={folder}/head")
+    worker = spawned(open_file=folder / "logs" / "worker.out")
+    spawned(f"--temp-dir={tmp_path}/another-cluster")
+
+    assert sorted(p.pid for p in leftovers.processes_under(str(folder), since=0)) == sorted([raylet.pid, worker.pid])
