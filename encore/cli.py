@@ -143,7 +143,8 @@ def start(settings: Settings, address: str | None = None):
 
 
 def dashboard_options(settings: Settings) -> dict:
-    """The dashboard has no login, and Serve's CLI only needs it on this machine: 127.0.0.1 only."""
+    """127.0.0.1 only: Serve's CLI needs it on this machine alone, and it can deploy anything
+    (Ray's token is its only guard, and only where RAY_AUTH_MODE=token or a token exists)."""
     if not settings.dashboard:
         return {"include_dashboard": False}
     return {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": settings.dashboard_port or None}
