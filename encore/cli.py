@@ -234,16 +234,21 @@ def stop() -> None:
 
 def take_off_the_cluster() -> None:
     """The application and the actors it made: the seat blocks and the queue are detached, so
-    they would outlive the app and serve the next deploy with this run's settings and store."""
+    they would outlive the app and serve the next deploy with this run's settings and store.
+
+    Serve removes the replicas in its own time (a minute on a busy machine, longer than a
+    stop is given before SIGKILL), so the actors go first and the deletion is not waited for.
+    """
     import ray
     from ray import serve
 
     from actors.seat_block import NAMESPACE
 
-    serve.delete(APP_NAME)
+    serve.delete(APP_NAME, _blocking=False)
     for actor in ray.util.list_named_actors(all_namespaces=True):
         if actor["namespace"] == NAMESPACE:
             ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE), no_restart=True)
+    log.info("took %s and its actors off the cluster", APP_NAME)
 
 
 def serve_forever(settings: Settings, address: str | None = None) -> None:

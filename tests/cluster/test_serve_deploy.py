@@ -133,6 +133,7 @@ def test_encore_serve_deploys_onto_the_cluster_and_leaves_it_running(cluster, ma
     finally:
         stop_service(service.process)
 
+    assert "took encore and its actors off the cluster" in service.log_path.read_text()
     cluster.wait_for_app(None)
     assert httpx.get(f"http://127.0.0.1:{FRONT}/-/healthz", timeout=10).status_code == 200
     record = RunRecord.load(CACHE)
