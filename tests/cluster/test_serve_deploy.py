@@ -98,6 +98,8 @@ def cluster(make_mysql_database):
         "RAY_SERVE_HAPROXY_STATS_PORT": str(BASE + 3), "RAY_SERVE_HAPROXY_METRICS_PORT": str(BASE + 4),
         "ENCORE_DB_URL": make_mysql_database(), "ENCORE_SECRET_KEY": "cluster-secret-" + uuid.uuid4().hex,
         "ENCORE_QUEUE_ADMIT_PER_SECOND": "1000",
+        # the public port (the cache's) is a setting too: payment callbacks come back to it
+        "ENCORE_PORT": str(CACHE), "ENCORE_SERVE_PORT": str(FRONT),
     }
     since = time.time() - 1
     with one_service_at_a_time():
@@ -124,7 +126,7 @@ def cluster(make_mysql_database):
 
 
 def test_encore_serve_deploys_onto_the_cluster_and_leaves_it_running(cluster, make_mysql_database, tmp_path):
-    env = {**cluster.env, "ENCORE_PORT": str(CACHE), "ENCORE_SERVE_PORT": str(FRONT), "ENCORE_DB_URL": make_mysql_database()}
+    env = {**cluster.env, "ENCORE_DB_URL": make_mysql_database()}
     wait_until_port_free(CACHE)
     service = launch(env, tmp_path / "joined.log")  # RAY_ADDRESS is in env: `encore serve --address` by default
     try:
@@ -156,8 +158,7 @@ def test_serve_deploy_runs_the_same_app_with_its_settings_from_the_environment(c
     assert httpx.get(f"http://127.0.0.1:{WORKER_FRONT}/api/venue", timeout=30).status_code == 200
 
     wait_until_port_free(CACHE)
-    cache_env = {**cluster.env, "ENCORE_PORT": str(CACHE), "ENCORE_SERVE_PORT": str(FRONT)}
-    cache = subprocess.Popen([sys.executable, "-m", "encore.cli", "cache"], cwd=ROOT, env=cache_env,
+    cache = subprocess.Popen([sys.executable, "-m", "encore.cli", "cache"], cwd=ROOT, env=cluster.env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{CACHE}"
