@@ -120,7 +120,8 @@ def cluster(make_mysql_database):
             )
             yield started
         finally:
-            stubborn = end(processes_under(str(folder), since))
+            # twice: a worker the raylet was starting while the first round ended it comes late
+            stubborn = end(processes_under(str(folder), since)) + end(processes_under(str(folder), since))
             shutil.rmtree(folder, ignore_errors=True)
             assert not stubborn, f"processes of the test cluster would not end: {stubborn}"
 
