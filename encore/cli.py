@@ -1,6 +1,7 @@
 """``encore``: run the service, make an admin, run the benchmarks.
 
     encore serve                          start the HTTP cache on ENCORE_PORT, Ray, the actors and Serve's front
+    encore serve --address auto|HOST:PORT the same on a running Ray cluster (or RAY_ADDRESS), without a Ray of its own
     encore cache                          only the HTTP cache, in front of this node's Serve front (cluster nodes)
     encore admin create NAME --password P make an admin (admins are never made through the API)
     encore bench                          the sellout benchmark (see loadtest/sellout.py)
@@ -57,14 +58,22 @@ def cache_binary(settings: Settings) -> str | None:
     return binary
 
 
+APP_NAME = "encore"
 _cache = None
 _record = None
+_joined = False
 HEALTHY_SECONDS_MAX = 120
 
 
-def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int | None = None, dashboard: bool = False):
-    """End what the last run on this port left running, start the HTTP cache, a local Ray
-    with Serve's HAProxy front behind it, migrate the store, deploy the app.
+def start(settings: Settings, address: str | None = None):
+    """End what the last run on this port left running, start the HTTP cache, Ray with Serve's
+    HAProxy front behind it, migrate the store, deploy the app.
+
+    With ``address`` (``auto`` or ``HOST:PORT`` of a cluster started by ``ray start``) the run
+    joins that cluster instead of starting a Ray of its own: Ray, Serve's front and its HAProxy
+    are the cluster's, so they are neither recorded as this run's (``encore.leftovers`` would
+    end them) nor stopped at the end. Without it, ``address="local"`` starts a fresh Ray even
+    when a cluster runs on this machine (``ray.init()`` would join it).
 
     Who this run is gets written down part by part as each starts (``encore.leftovers``),
     since a kill may come at any moment. The cache comes first and answers every request
@@ -72,7 +81,7 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
     Serve answers plain-text 404s). Returns once ``/healthz`` answers 200 through the
     outermost front.
     """
-    global _cache, _record
+    global _cache, _record, _joined
     import ray
     from ray import serve
 
@@ -81,16 +90,18 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
     from persistence import migrate
     from serve_app import build
 
-    for name, value in FRONT_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
+    _joined = address is not None
+    if not _joined:
+        for name, value in FRONT_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
     binary = cache_binary(settings)
     ended = end_leftovers(settings.port)
     if ended:
         print(f"Ended {ended} processes the last run on port {settings.port} left behind.", flush=True)
     refuse_taken_ports(settings.port, host=settings.host)
-    if binary:
+    if binary and not _joined:
         refuse_taken_ports(settings.upstream_port)
-    _record = RunRecord(settings.port, ProcessMark.of(os.getpid()))
+    _record = RunRecord(settings.port, ProcessMark.of(os.getpid()), joined_cluster=_joined)
     _record.save()
     asyncio.run(migrate(settings.db_url))
     front_host, front_port = (settings.host, settings.port)
@@ -98,25 +109,43 @@ def start(settings: Settings, num_cpus: int | None = None, object_store_mb: int 
         front_host, front_port = "127.0.0.1", settings.upstream_port
         _cache = start_cache(plan_for(settings.host, settings.port, front_port), binary)
         record_cache()
-    ray.init(
-        address="local",  # our own Ray: without it, ray.init joins the newest Ray on this machine
-        num_cpus=num_cpus,
-        include_dashboard=dashboard,
-        object_store_memory=object_store_mb * 1024 * 1024 if object_store_mb else None,
-        namespace="encore",
-        log_to_driver=False,
-    )
-    _record.ray_session_dir = ray._private.worker._global_node.get_session_dir_path()
-    _record.ray_node_id = ray.get_runtime_context().get_node_id()
-    _record.save()
-    serve.start(http_options={"host": front_host, "port": front_port})
-    serve.run(build(settings), name="encore", route_prefix="/")
+    if _joined:
+        ray.init(address=address, namespace="encore", log_to_driver=False)
+    else:
+        context = ray.init(address="local", namespace="encore", log_to_driver=False, **dashboard_options(settings))
+        _record.ray_session_dir = ray._private.worker._global_node.get_session_dir_path()
+        _record.ray_node_id = ray.get_runtime_context().get_node_id()
+        _record.save()
+        if context.dashboard_url:
+            print(f"Ray dashboard on http://{context.dashboard_url} (`serve status -a http://{context.dashboard_url}`)", flush=True)
+    serve.start(proxy_location="EveryNode", http_options={"host": front_host, "port": front_port})
+    front_port = running_front_port(front_port)
+    if _cache is not None and front_port != _cache.plan.upstream_port:
+        raise SystemExit(f"the cluster's Serve front listens on port {front_port}, not {_cache.plan.upstream_port}: "
+                         f"set ENCORE_SERVE_PORT={front_port}")
+    serve.run(build(settings), name=APP_NAME, route_prefix="/")
     deadline = time.monotonic() + HEALTHY_SECONDS_MAX
     wait_until_healthy(local_url(front_host, front_port), deadline)
     if _cache is not None:
         record_cache()
         _cache.mark_ready()
         wait_until_healthy(local_url(settings.host, settings.port), deadline)
+
+
+def dashboard_options(settings: Settings) -> dict:
+    """127.0.0.1 only: Serve's CLI needs it on this machine alone, and it can deploy anything
+    (Ray's token is its only guard, and only where RAY_AUTH_MODE=token or a token exists)."""
+    if not settings.dashboard:
+        return {"include_dashboard": False}
+    return {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": settings.dashboard_port or None}
+
+
+def running_front_port(asked: int) -> int:
+    """The port Serve's front listens on: on a joined cluster whose Serve already runs, the one it
+    was started with, whatever this run asked for."""
+    from ray.serve.context import _get_global_client
+
+    return _get_global_client().http_config.port or asked
 
 
 def record_cache() -> None:
@@ -166,17 +195,24 @@ def wait_until_healthy(url: str, deadline: float) -> None:
 
 
 def stop() -> None:
-    """Stop the local Ray we started, the HAProxy its Serve proxy left behind, and the cache.
+    """Stop what this run started.
 
-    Ray ends its own processes; HAProxy is the proxy actor's child and outlives it, so it
-    is found by the node id in its config path.
+    On its own Ray: Ray ends its own processes; HAProxy is the proxy actor's child and
+    outlives it, so it is found by the node id in its config path. On a joined cluster: only
+    the application comes off, and this driver disconnects; the cluster, its Serve and its
+    HAProxy go on.
     """
     global _cache, _record
     import subprocess
 
     import ray
 
-    node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() and not _joined else None
+    if _joined and ray.is_initialized():
+        try:
+            take_off_the_cluster()
+        except Exception as error:  # noqa: BLE001 - the cluster may be gone; the cache must still stop
+            log.warning("could not take %s off the cluster: %s", APP_NAME, error)
     ray.shutdown()
     if node_id:
         subprocess.run(["pkill", "-f", f"haproxy-serve/{node_id}"], check=False)
@@ -184,15 +220,35 @@ def stop() -> None:
         _cache.stop()
         _cache = None
     _record = None
-_record = None
 
 
-def serve_forever(settings: Settings) -> None:
+def take_off_the_cluster() -> None:
+    """The application and the actors it made: the seat blocks and the queue are detached, so
+    they would outlive the app and serve the next deploy with this run's settings and store.
+
+    Serve removes the replicas in its own time (a minute on a busy machine, longer than a
+    stop is given before SIGKILL), so the actors go first and the deletion is not waited for.
+    """
+    import ray
+    from ray import serve
+
+    from actors.seat_block import NAMESPACE
+
+    serve.delete(APP_NAME, _blocking=False)
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] == NAMESPACE:
+            ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE), no_restart=True)
+    log.info("took %s and its actors off the cluster", APP_NAME)
+
+
+def serve_forever(settings: Settings, address: str | None = None) -> None:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        start(settings)
+        start(settings, address)
         front = "behind its HTTP cache" if _cache else "without an HTTP cache"
+        if address:
+            front += f" on the Ray cluster at {address}"
         print(f"Encore is selling on http://{settings.host}:{settings.port}/ {front} (store: {settings.db_url}); Ctrl-C stops it.",
               flush=True)
         while not stopping:
@@ -246,7 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="encore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the service (Ctrl-C stops it)")
+    serve = commands.add_parser("serve", help="run the service (Ctrl-C stops it)")
+    serve.add_argument(
+        "--address", default=os.environ.get("RAY_ADDRESS") or None,
+        help="deploy onto a running Ray cluster (auto, or the head's HOST:PORT; default: RAY_ADDRESS) "
+             "instead of starting a Ray of its own",
+    )
     commands.add_parser("cache", help="run only the HTTP cache in front of this node's Serve front (cluster nodes)")
     admin = commands.add_parser("admin", help="manage admins").add_subparsers(dest="action", required=True)
     create = admin.add_parser("create", help="create an admin member")
@@ -262,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         return bench(rest)
     settings = load_settings()
     if args.command == "serve":
-        serve_forever(settings)
+        serve_forever(settings, args.address)
     elif args.command == "cache":
         cache_forever(settings)
     elif args.command == "admin":

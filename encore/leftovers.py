@@ -17,6 +17,9 @@ only the processes that carry that identity:
   name);
 * the nginx master and workers recorded by pid and start time.
 
+A run that joined a running cluster (``encore serve --address``) records only itself and its
+cache: the cluster's raylet, workers and HAProxy are not its own to end.
+
 A process counts only if it started after the recorded run did, so a reused pid is never
 taken for one of ours. If the recorded ``encore serve`` itself is still alive, nothing is
 ended and the start is refused: that is a running service, not a leftover.
@@ -77,6 +80,9 @@ class RunRecord:
     # nginx's sockets (``socket:[inode]``): a worker the master respawned after the record was
     # written is known by them, and no other process can hold them
     cache_sockets: list[str] = field(default_factory=list)
+    # a run that joined a cluster (``encore serve --address``) owns none of its Ray processes
+    # or its HAProxy: only itself and its cache
+    joined_cluster: bool = False
 
     @staticmethod
     def path_for(port: int) -> Path:
@@ -96,6 +102,7 @@ class RunRecord:
                 port=data["port"], owner=ProcessMark(**data["owner"]), ray_temp_dir=data["ray_temp_dir"],
                 ray_session_dir=data["ray_session_dir"], ray_node_id=data["ray_node_id"],
                 cache=[ProcessMark(**mark) for mark in data["cache"]], cache_sockets=data.get("cache_sockets", []),
+                joined_cluster=data.get("joined_cluster", False),
             )
         except FileNotFoundError:
             return None
@@ -105,7 +112,10 @@ class RunRecord:
 
     def session_dirs(self) -> list[str]:
         """The recorded session, or (killed before it was recorded) every session folder the
-        owner's Ray made: Ray names them ``session_<time>_<driver pid>``."""
+        owner's Ray made: Ray names them ``session_<time>_<driver pid>``. None for a joined
+        cluster: its session is the cluster's."""
+        if self.joined_cluster:
+            return []
         if self.ray_session_dir:
             return [self.ray_session_dir]
         found = []
@@ -135,6 +145,24 @@ def processes_of(record: RunRecord) -> list[psutil.Process]:
                     found[process.pid] = process
             except psutil.Error:
                 continue
+    return [process for pid, process in sorted(found.items()) if pid not in ours]
+
+
+def processes_under(folder: str, since: float) -> list[psutil.Process]:
+    """Every live process started since ``since`` that carries ``folder`` (a Ray ``--temp-dir``
+    of its own) in its command line or open files, and their descendants (Serve's HAProxy
+    keeps its config elsewhere): one ``ray start`` cluster among others on the machine, which
+    ``ray stop`` would not tell apart."""
+    prefix = (folder.rstrip("/") + "/",)
+    ours = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found: dict[int, psutil.Process] = {}
+    for process in psutil.process_iter():
+        try:
+            if process.pid not in ours and process.create_time() >= since and _carries(process, prefix, None):
+                found[process.pid] = process
+                found.update((child.pid, child) for child in process.children(recursive=True))
+        except psutil.Error:
+            continue
     return [process for pid, process in sorted(found.items()) if pid not in ours]
 
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
         "auto", description="the HTTP cache (nginx) on ENCORE_PORT: auto = when installed, on = required, off = never"
     )
     serve_port: int = Field(0, ge=0, le=65535, description="Serve's own front, behind the cache; 0: ENCORE_PORT + 100")
+    dashboard: bool = Field(True, description="the Ray dashboard of the Ray `encore serve` starts (always on 127.0.0.1)")
+    dashboard_port: int = Field(0, ge=0, le=65535, description="the dashboard's port; 0: 8265, or the next free one")
 
     hold_seconds: float = Field(180, gt=0, le=3600)
     sections: int = Field(15, ge=1, le=26)

@@ -129,3 +129,27 @@ def test_a_process_holding_the_caches_socket_is_the_runs_even_when_unrecorded(re
             process.kill()
             process.wait()
         listening.close()
+
+
+def test_a_run_that_joined_a_cluster_leaves_the_clusters_processes_alone(record, spawned):
+    """``encore serve --address``: the raylet, workers and HAProxy belong to the cluster, even
+    when the cluster's session folder happens to carry the run's pid in its name."""
+    session = record.session_dirs()[0]
+    raylet = spawned(f"--session_dir={session}")
+    record.joined_cluster = True
+    record.save()
+
+    assert processes_of(RunRecord.load(record.port)) == []
+    assert end_leftovers(record.port) == 0
+    assert raylet.poll() is None
+
+
+def test_a_ray_start_cluster_is_found_by_its_temp_dir_and_nothing_else(spawned, tmp_path):
+    """How the cluster test stops its ``ray start`` nodes: ``ray stop`` would end every Ray of the machine."""
+    folder = tmp_path / "cluster"
+    (folder / "logs").mkdir(parents=True)
+    raylet = spawned(f"--temp-dir={folder}/head")
+    worker = spawned(open_file=folder / "logs" / "worker.out")
+    spawned(f"--temp-dir={tmp_path}/another-cluster")
+
+    assert sorted(p.pid for p in leftovers.processes_under(str(folder), since=0)) == sorted([raylet.pid, worker.pid])
