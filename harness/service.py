@@ -93,6 +93,19 @@ def wait_until_port_free(port: int, seconds: float = 60) -> None:
     raise RuntimeError(f"port {port} is still taken by another process")
 
 
+def wait_until_healthy(url: str, seconds: float = 60) -> None:
+    """Until ``url``'s ``/healthz`` answers 200 (a front of a cluster the test started itself)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url}/healthz did not answer 200 within {seconds} s")
+
+
 def start_service(db_url: str, log_path: Path, **settings) -> LiveService:
     env = {
         **os.environ,

@@ -38,7 +38,7 @@ from actors.seat_block import NAMESPACE, block_actor_name
 from encore.cli import FRONT_ENVIRONMENT
 from encore.settings import Settings
 from harness import mysql
-from harness.service import one_service_at_a_time, wait_until_port_free
+from harness.service import one_service_at_a_time, wait_until_healthy, wait_until_port_free
 from persistence import migrate
 from serve_app import build
 from tests.e2e.conftest import Person
@@ -117,18 +117,6 @@ def kill(processes: list[psutil.Process]) -> None:
             process.send_signal(signal.SIGKILL)
         except psutil.Error:
             pass
-
-
-def wait_until_healthy(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url}/healthz did not answer 200 within {seconds} s")
 
 
 @contextmanager

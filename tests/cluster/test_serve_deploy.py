@@ -35,7 +35,9 @@ import yaml
 
 from encore.cli import FRONT_ENVIRONMENT
 from encore.leftovers import RunRecord, end, processes_of, processes_under
-from harness.service import ROOT, LiveService, launch, one_service_at_a_time, stop_service, wait_until_port_free
+from harness.service import (
+    ROOT, LiveService, launch, one_service_at_a_time, stop_service, wait_until_healthy, wait_until_port_free,
+)
 from tests.e2e.test_journey import journey
 
 pytestmark = [pytest.mark.slow, pytest.mark.mysql]
@@ -163,7 +165,7 @@ def test_serve_deploy_runs_the_same_app_with_its_settings_from_the_environment(c
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{CACHE}"
-        wait_for_health(url)
+        wait_until_healthy(url)
         journey(LiveService(url, cluster.env["ENCORE_DB_URL"], cluster.env, tmp_path / "none.log", cache))
         assert "encore_replica_info" in httpx.get(f"{url}/metrics", timeout=10).text
         reads = [httpx.get(f"{url}/api/seats", timeout=10) for _ in range(2)]
@@ -177,13 +179,3 @@ def listening_hosts(port: int) -> set[str]:
     return {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
 
 
-def wait_for_health(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url}/healthz did not answer 200 in {seconds} s")
