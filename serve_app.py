@@ -44,7 +44,7 @@ def build_service(settings: Settings) -> BookingService:
     if they run already, and started otherwise."""
     blocks = [
         start_block(block, settings.hold_seconds, settings.seats_per_member_max, settings.db_url,
-                    settings.journal_changes_max)
+                    settings.commit_backlog_max)
         for block in settings.venue.blocks()
     ]
     return wire(settings, open_store(settings.db_url, pool_size=8), blocks, start_queue(settings),

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, Hashable, Sequence
 
 from domain.booking import BookingChange
 from domain.errors import Overloaded
-from encore.settings import BATCH_WAITING_MAX, JOURNAL_CHANGES_MAX
+from encore.settings import BATCH_WAITING_MAX, COMMIT_BACKLOG_MAX
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class GroupCommitter:
     a claim already in memory, so there are never more of them than claims and live seats.
     """
 
-    def __init__(self, commit: Commit, batch_changes_max: int = 2048, changes_max: int = JOURNAL_CHANGES_MAX):
+    def __init__(self, commit: Commit, batch_changes_max: int = 2048, changes_max: int = COMMIT_BACKLOG_MAX):
         self._commit = commit
         self._batch_changes_max = batch_changes_max
         self._changes_max = changes_max
@@ -144,7 +144,7 @@ class GroupCommitter:
 
     async def write(self, changes: list[BookingChange]) -> Outcome:
         """Wait until ``changes`` are committed, except claims given up: after a failed commit,
-        or at once while the journal is full or waiting to retry."""
+        or at once while the committer is full or waiting to retry."""
         changes = list(changes)
         given_up: set[str] = set()
         claims = sum(1 for c in changes if c.claims_seats)

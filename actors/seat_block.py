@@ -25,7 +25,7 @@ from domain.seat_block import SeatBlock
 from domain.venue import Block
 from encore.collector import tune_collector
 from encore.placement import block_scheduling
-from encore.settings import JOURNAL_CHANGES_MAX
+from encore.settings import COMMIT_BACKLOG_MAX
 from persistence import open_store
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,10 @@ class BlockStatus:
 
 class SeatBlockActor:
     def __init__(self, block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str,
-                 journal_changes_max: int = JOURNAL_CHANGES_MAX):
+                 commit_backlog_max: int = COMMIT_BACKLOG_MAX):
         self._block = SeatBlock(block, hold_seconds, seats_per_member_max)
         self._store = open_store(db_url, pool_size=2)
-        self._committer = GroupCommitter(self._commit, changes_max=journal_changes_max)
+        self._committer = GroupCommitter(self._commit, changes_max=commit_backlog_max)
         self._late: set[asyncio.Task] = set()  # answers that timed out, still settled when their commit ends
         self._started: asyncio.Task | None = None
         self._expiry: asyncio.Task | None = None
@@ -332,10 +332,10 @@ def block_actor_name(block: Block) -> str:
 
 
 def start_block(block: Block, hold_seconds: float, seats_per_member_max: int, db_url: str,
-                journal_changes_max: int = JOURNAL_CHANGES_MAX):
+                commit_backlog_max: int = COMMIT_BACKLOG_MAX):
     """Create (or find, if it already runs) the named, restartable actor for ``block``, on
     the node ``encore.placement`` deals it to."""
     return SeatBlockRemote.options(
         name=block_actor_name(block), namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
         scheduling_strategy=block_scheduling(block.index),
-    ).remote(block, hold_seconds, seats_per_member_max, db_url, journal_changes_max)
+    ).remote(block, hold_seconds, seats_per_member_max, db_url, commit_backlog_max)

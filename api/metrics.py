@@ -153,7 +153,7 @@ def _render_block(text: _Text, name: str, stats: dict | None) -> None:
     text.add("encore_block_live_bookings", "gauge", where, stats["live_bookings"])
     text.add("encore_block_commits_total", "counter", where, stats["commit_batches"])
     text.add("encore_block_changes_written_total", "counter", where, stats["changes_written"])
-    text.add("encore_block_journal_backlog", "gauge", where, stats["journal_backlog"])
+    text.add("encore_block_commit_backlog", "gauge", where, stats["commit_backlog"])
 
 
 def _render_queue(text: _Text, queue: dict | None) -> None:

@@ -27,7 +27,7 @@ BODY_BYTES_MAX = 16 * 1024
 
 # What may wait in memory for the store or an actor while it does not answer (the defaults of
 # the ENCORE_*_MAX settings below, and of the classes that keep them when built without settings).
-JOURNAL_CHANGES_MAX = 4096  # per seat block: a few hundred wait for a commit at the rush
+COMMIT_BACKLOG_MAX = 4096  # per seat block: a few hundred wait for a commit at the rush
 BATCH_WAITING_MAX = 2048  # per replica and call: holds per block, joins, idempotency writes
 QUEUE_EVENTS_MAX = 50_000  # queue log events (~500 bytes each in memory): 15 s of joins at 3,300/s
 # variables read under their former names, with a warning, when the new one is not set
@@ -107,8 +107,8 @@ class Settings(BaseSettings):
         20, ge=0, le=100, description="how long a hold that finds its block idle waits for others to share its call and commit"
     )
 
-    journal_changes_max: int = Field(
-        JOURNAL_CHANGES_MAX, ge=1, le=1_000_000,
+    commit_backlog_max: int = Field(
+        COMMIT_BACKLOG_MAX, ge=1, le=1_000_000,
         description="changes a seat block keeps waiting for the store; past it new holds are refused 503 store_unavailable",
     )
     batch_waiting_max: int = Field(

@@ -26,7 +26,7 @@ from tests.integration.conftest import insert_members, payment_for, success
 from tests.integration.test_block_race import stored_claims
 
 BLOCK = Venue.grid(sections=1, rows=4, cols=10, block_rows=4).blocks()[0]
-JOURNAL_MAX = 6
+COMMIT_BACKLOG = 6
 
 
 class Gate:
@@ -67,7 +67,7 @@ def db(tmp_path) -> str:
 
 
 async def block_with_gate(db: str) -> tuple[SeatBlockActor, Gate]:
-    actor = SeatBlockActor(BLOCK, 60, 4, db, journal_changes_max=JOURNAL_MAX)
+    actor = SeatBlockActor(BLOCK, 60, 4, db, commit_backlog_max=COMMIT_BACKLOG)
     await actor.stats()  # loaded from the store
     gate = Gate(actor._store.commit_block_changes)
     actor._store.commit_block_changes = gate
@@ -86,22 +86,22 @@ async def test_a_block_keeps_its_bound_while_the_store_hangs_and_serves_again_af
     people = await members(db, 20)
     actor, gate = await block_with_gate(db)
     gate.shut()
-    waiting = asyncio.ensure_future(actor.hold_many(one_seat_holds(people[:JOURNAL_MAX], 0)))
+    waiting = asyncio.ensure_future(actor.hold_many(one_seat_holds(people[:COMMIT_BACKLOG], 0)))
     await asyncio.sleep(0.05)
-    assert gate.waiting == 1 and actor._committer.backlog == JOURNAL_MAX
+    assert gate.waiting == 1 and actor._committer.backlog == COMMIT_BACKLOG
 
     started = time.monotonic()
-    refused = await actor.hold_many(one_seat_holds(people[JOURNAL_MAX:JOURNAL_MAX + 4], JOURNAL_MAX))
+    refused = await actor.hold_many(one_seat_holds(people[COMMIT_BACKLOG:COMMIT_BACKLOG + 4], COMMIT_BACKLOG))
     assert time.monotonic() - started < 0.5, "refused at once, not after the store's hang"
     assert all(isinstance(r, StoreUnavailable) and r.code == "store_unavailable" for r in refused)
-    assert actor._committer.backlog == JOURNAL_MAX, "nothing more waits for the store"
-    assert seats_taken(actor) == JOURNAL_MAX, "a refused hold holds nothing in memory"
+    assert actor._committer.backlog == COMMIT_BACKLOG, "nothing more waits for the store"
+    assert seats_taken(actor) == COMMIT_BACKLOG, "a refused hold holds nothing in memory"
 
     gate.open.set()
     assert all(isinstance(r, Booking) for r in await asyncio.wait_for(waiting, 5))
     [again] = await actor.hold_many(one_seat_holds(people[15:16], 15))
     assert isinstance(again, Booking), "served again once the store answers"
-    assert len(await stored_claims(db)) == seats_taken(actor) == JOURNAL_MAX + 1, "memory equals the store"
+    assert len(await stored_claims(db)) == seats_taken(actor) == COMMIT_BACKLOG + 1, "memory equals the store"
 
 
 async def test_a_hold_answered_late_and_then_refused_by_the_store_is_undone(db, monkeypatch):
@@ -212,7 +212,7 @@ async def test_on_mariadb_a_store_gone_refuses_holds_fast_keeps_confirmations_an
     server = urlparse(url)
     proxy = CuttableProxy(server.port or 3306)
     through_proxy = url.replace(f"{server.hostname}:{server.port or 3306}", f"127.0.0.1:{await proxy.start()}")
-    actor = SeatBlockActor(BLOCK, 60, 4, through_proxy, journal_changes_max=JOURNAL_MAX)
+    actor = SeatBlockActor(BLOCK, 60, 4, through_proxy, commit_backlog_max=COMMIT_BACKLOG)
     try:
         [paid] = await actor.hold_many(one_seat_holds(people[:1], 0))
         assert isinstance(paid, Booking)

@@ -26,7 +26,7 @@ def replica(name: str, requests: int) -> tuple[dict, dict]:
 
 def block_stats(held: int) -> dict:
     return {"node": NODE, "seats": {"available": 1000 - held, "held": held, "sold": 0}, "live_bookings": held,
-            "commit_batches": 7, "changes_written": 9, "journal_backlog": 0}
+            "commit_batches": 7, "changes_written": 9, "commit_backlog": 0}
 
 
 QUEUE = {"waiting": 5, "active": 2, "drawing": 0, "rate": 199.5, "head": 12, "next_number": 19}
