@@ -48,11 +48,11 @@ def build_service(settings: Settings) -> BookingService:
         for block in settings.venue.blocks()
     ]
     return wire(settings, open_store(settings.db_url, pool_size=8), blocks, start_queue(settings),
-                start_metrics_board(), replica_labels())
+                start_metrics_board(), replica_labels(), ray.get_runtime_context().current_actor)
 
 
 def wire(settings: Settings, store, blocks: list, queue, metrics_board=None, replica: dict[str, str] | None = None,
-         metrics: api_metrics.Metrics | None = None) -> BookingService:
+         replica_process=None, metrics: api_metrics.Metrics | None = None) -> BookingService:
     """Every part of a replica, built around its store and actors: the replica's seat map and
     queue view, tokens, limits, payment providers and counters (by default the process's,
     which the edge times every request into)."""
@@ -76,6 +76,7 @@ def wire(settings: Settings, store, blocks: list, queue, metrics_board=None, rep
         metrics=metrics or api_metrics.replica_metrics,
         metrics_board=metrics_board,
         replica=replica or {"replica": f"pid-{os.getpid()}", "node": "", "pid": str(os.getpid())},
+        replica_process=replica_process,
     )
 
 

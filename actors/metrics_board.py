@@ -2,11 +2,14 @@
 
 A scrape reaches one replica, picked by the front; the board is how that replica shows the
 others' counters too. Replicas report while their figures change (and now and then when
-they do not), so a replica that is gone drops off the board after ``FORGET_SECONDS``.
+they do not), so a replica that went silent drops off the board after ``FORGET_SECONDS``. A
+replica that died (killed, its node lost) drops off at the next scrape: each report carries the
+replica's own actor handle, and the board asks Ray whether that actor still lives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import ray
@@ -14,20 +17,40 @@ import ray
 NAMESPACE = "encore"
 BOARD_ACTOR_NAME = "encore-metrics-board"
 FORGET_SECONDS = 30.0
+PING_SECONDS = 1.0  # a replica too busy to answer in time is kept: only a dead one is forgotten
 
 
 class MetricsBoard:
     def __init__(self):
         self._latest: dict[str, tuple[float, dict, dict]] = {}
+        self._processes: dict[str, object] = {}
 
-    def report(self, who: dict[str, str], snapshot: dict) -> None:
-        """``who``: the replica's labels (``replica``, ``node``, ``pid``)."""
+    def report(self, who: dict[str, str], snapshot: dict, process=None) -> None:
+        """``who``: the replica's labels (``replica``, ``node``, ``pid``); ``process``: its actor
+        handle, when it runs in one."""
         self._latest[who["replica"]] = (time.monotonic(), who, snapshot)
+        if process is not None:
+            self._processes[who["replica"]] = process
 
-    def latest(self) -> list[tuple[dict[str, str], dict]]:
+    async def latest(self) -> list[tuple[dict[str, str], dict]]:
         horizon = time.monotonic() - FORGET_SECONDS
-        self._latest = {replica: entry for replica, entry in self._latest.items() if entry[0] >= horizon}
+        living = await asyncio.gather(*(self._lives(replica) for replica in self._latest))
+        self._latest = {replica: entry for (replica, entry), alive in zip(self._latest.items(), living)
+                        if alive and entry[0] >= horizon}
+        self._processes = {replica: process for replica, process in self._processes.items() if replica in self._latest}
         return [(who, snapshot) for _, who, snapshot in self._latest.values()]
+
+    async def _lives(self, replica: str) -> bool:
+        process = self._processes.get(replica)
+        if process is None:
+            return True
+        try:
+            await asyncio.wait_for(process.__ray_ready__.remote(), PING_SECONDS)
+        except ray.exceptions.RayActorError:
+            return False
+        except Exception:
+            return True
+        return True
 
 
 MetricsBoardRemote = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)(MetricsBoard)

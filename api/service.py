@@ -84,10 +84,11 @@ class BookingService:
     def __init__(self, settings: Settings, *, store: SqlStore, blocks: list, queue, queue_view: QueueView,
                  seat_map: SeatMap, providers: dict[str, Provider], mock_providers: MockProviders, tokens: Tokens,
                  rate_limiter: RateLimiter, login_throttle: LoginThrottle, idempotency: IdempotencyLedger,
-                 metrics: Metrics, metrics_board, replica: dict[str, str]):
+                 metrics: Metrics, metrics_board, replica: dict[str, str], replica_process=None):
         """``metrics``: the replica's counters, which the edge times every request into;
         ``metrics_board``: the actor that keeps every replica's last figures; ``replica``: this
-        replica's labels on ``/metrics`` (``replica``, ``node``, ``pid``)."""
+        replica's labels on ``/metrics`` (``replica``, ``node``, ``pid``); ``replica_process``:
+        its Ray actor, by which the board tells a dead replica from a quiet one."""
         self.settings = settings
         self.venue = settings.venue
         self.prices = settings.price_list
@@ -105,6 +106,7 @@ class BookingService:
         self.metrics = metrics
         self.metrics_board = metrics_board
         self.replica = replica
+        self.replica_process = replica_process
         self.holds = Batcher(self._hold_batch, settings.hold_batch_max, settings.hold_linger_ms / 1000,
                              settings.batch_waiting_max)
         self.joins = Batcher(self._join_batch, settings.hold_batch_max, waiting_max=settings.batch_waiting_max)
@@ -160,7 +162,7 @@ class BookingService:
                 continue
             reported, reported_at = self.metrics.observed, now
             try:
-                await self.metrics_board.report.remote(self.replica, self.replica_figures())
+                await self.metrics_board.report.remote(self.replica, self.replica_figures(), self.replica_process)
             except Exception as error:
                 log.warning("reporting metrics to the board failed: %r", error)
 

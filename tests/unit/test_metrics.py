@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import pytest
+import ray
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import metrics_board
@@ -102,19 +106,48 @@ def test_each_family_is_typed_once_and_label_values_are_escaped():
     assert info.labels["replica"] == 'odd"\\name\n'
 
 
-def test_the_board_keeps_each_replicas_latest_report_and_forgets_the_silent(monkeypatch):
+async def test_the_board_keeps_each_replicas_latest_report_and_forgets_the_silent(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(metrics_board.time, "monotonic", lambda: now[0])
     board = MetricsBoard()
     board.report({"replica": "r-one"}, {"n": 1})
     board.report({"replica": "r-two"}, {"n": 1})
     board.report({"replica": "r-one"}, {"n": 2})
-    assert sorted(board.latest(), key=lambda pair: pair[0]["replica"]) == [
+    assert sorted(await board.latest(), key=lambda pair: pair[0]["replica"]) == [
         ({"replica": "r-one"}, {"n": 2}), ({"replica": "r-two"}, {"n": 1})]
     now[0] += metrics_board.FORGET_SECONDS / 2
     board.report({"replica": "r-two"}, {"n": 3})
     now[0] += metrics_board.FORGET_SECONDS / 2 + 1
-    assert board.latest() == [({"replica": "r-two"}, {"n": 3})]
+    assert await board.latest() == [({"replica": "r-two"}, {"n": 3})]
+
+
+class Process:
+    """Stands for a replica's actor handle: ``__ray_ready__`` answers as Ray's would."""
+
+    def __init__(self, answer):
+        self.__ray_ready__ = SimpleNamespace(remote=answer)
+
+
+async def dies():
+    raise ray.exceptions.ActorDiedError()
+
+
+async def is_busy():
+    await asyncio.sleep(metrics_board.PING_SECONDS * 2)
+
+
+async def answers():
+    return None
+
+
+async def test_a_dead_replica_leaves_the_board_at_once_and_a_busy_one_stays(monkeypatch):
+    monkeypatch.setattr(metrics_board, "PING_SECONDS", 0.05)
+    board = MetricsBoard()
+    board.report({"replica": "dead"}, {"n": 1}, Process(dies))
+    board.report({"replica": "busy"}, {"n": 1}, Process(is_busy))
+    board.report({"replica": "well"}, {"n": 1}, Process(answers))
+    board.report({"replica": "no-actor"}, {"n": 1})
+    assert sorted(who["replica"] for who, _ in await board.latest()) == ["busy", "no-actor", "well"]
 
 
 @pytest.mark.parametrize("seconds, bound", [(0.001, "0.005"), (0.2, "0.25"), (60, "+Inf")])
