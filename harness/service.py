@@ -146,7 +146,7 @@ def launch(env: dict, log_path: Path) -> LiveService:
                 return LiveService(url, env["ENCORE_DB_URL"], env, log_path, process)
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(0.25)
     stop_service(process)
     raise RuntimeError(f"the service did not become healthy in {START_SECONDS_MAX} s; see {log_path}")
 
