@@ -33,10 +33,12 @@ class MetricsBoard:
             self._processes[who["replica"]] = process
 
     async def latest(self) -> list[tuple[dict[str, str], dict]]:
+        replicas = list(self._latest)
+        dead = {replica for replica, alive in zip(replicas, await asyncio.gather(*map(self._lives, replicas)))
+                if not alive}
         horizon = time.monotonic() - FORGET_SECONDS
-        living = await asyncio.gather(*(self._lives(replica) for replica in self._latest))
-        self._latest = {replica: entry for (replica, entry), alive in zip(self._latest.items(), living)
-                        if alive and entry[0] >= horizon}
+        self._latest = {replica: entry for replica, entry in self._latest.items()
+                        if replica not in dead and entry[0] >= horizon}
         self._processes = {replica: process for replica, process in self._processes.items() if replica in self._latest}
         return [(who, snapshot) for _, who, snapshot in self._latest.values()]
 
@@ -48,8 +50,8 @@ class MetricsBoard:
             await asyncio.wait_for(process.__ray_ready__.remote(), PING_SECONDS)
         except ray.exceptions.RayActorError:
             return False
-        except Exception:
-            return True
+        except Exception:  # busy past PING_SECONDS, or Ray could not tell: the horizon decides
+            pass
         return True
 
 
