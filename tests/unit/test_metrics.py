@@ -159,3 +159,13 @@ def test_a_request_lands_in_the_first_bucket_that_holds_it(seconds, bound):
                if s.name.endswith("_bucket")}
     first = next(le for le, value in buckets.items() if value == 1)
     assert first == bound
+
+
+async def test_a_replica_that_reports_while_the_board_asks_the_others_is_kept():
+    board = MetricsBoard()
+
+    async def answers_while_a_newcomer_reports():
+        board.report({"replica": "newcomer"}, {"n": 1})
+
+    board.report({"replica": "asked"}, {"n": 1}, Process(answers_while_a_newcomer_reports))
+    assert sorted(who["replica"] for who, _ in await board.latest()) == ["asked", "newcomer"]
