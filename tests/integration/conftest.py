@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 
 import pytest
 import ray
@@ -26,6 +28,21 @@ def ray_instance():
     )
     yield
     ray.shutdown()
+
+
+def restart(actor, seconds: float = 10.0) -> None:
+    """Kill ``actor`` and return once its next incarnation answers. ``ray.kill`` only asks for
+    the kill: calls sent right after it are often still answered by the old process."""
+    before = ray.get(actor.__ray_call__.remote(process_id))
+    ray.kill(actor, no_restart=False)
+    deadline = time.monotonic() + seconds
+    while ray.get(actor.__ray_call__.remote(process_id)) == before:
+        assert time.monotonic() < deadline, "the actor was not restarted in time"
+        time.sleep(0.05)
+
+
+def process_id(_actor) -> int:
+    return os.getpid()
 
 
 def insert_members(db_url: str, count: int) -> list[int]:

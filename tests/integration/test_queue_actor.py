@@ -12,6 +12,7 @@ from actors.queue import start_queue
 from api.queue_view import QueueView
 from encore.settings import Settings
 from persistence import migrate
+from tests.integration.conftest import restart
 
 pytestmark = pytest.mark.mysql
 
@@ -46,8 +47,8 @@ def test_order_and_admissions_survive_a_restart(queue_db):
     assert summary["head"] == 6, "at most active_max admitted"
     time.sleep(1.5)  # one save interval
 
-    ray.kill(queue, no_restart=False)
-    after = wait_for(lambda: ray.get(queue.summary.remote()))
+    restart(queue)
+    after = ray.get(queue.summary.remote())
     assert after["head"] == 6 and after["active"] == 5 and after["next_number"] == 21
     assert after["checkpoints"] == summary["checkpoints"], "admission times are kept"
     restored = ray.get(queue.standings.remote(list(range(1, 21))))
@@ -86,8 +87,7 @@ def test_a_refreshing_view_is_sent_only_new_checkpoints_and_answers_as_a_full_on
     assert sum(sent) == len(full.summary["checkpoints"]) > 10, f"each checkpoint is sent once: {sent}"
     assert [view.position(n, now) for n in numbers] == [full.position(n, now) for n in numbers]
 
-    ray.kill(queue, no_restart=False)  # a restart may forget the newest checkpoints: then all are sent
-    wait_for(lambda: ray.get(queue.summary.remote()))
+    restart(queue)  # a restart may forget the newest checkpoints: then all are sent
     refresh()
     full, now = full_view(), time.time()
     assert [view.position(n, now) for n in numbers] == [full.position(n, now) for n in numbers]
