@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,12 +20,29 @@ from domain.errors import StoreUnavailable
 from persistence.store import UNAVAILABLE, Conflict, SqlStore, Transaction
 
 BUSY_TIMEOUT_MS = 10_000
+WAL_RETRY_SECONDS = 0.01
 # the file cannot be used at the moment, rather than the statement wrong
 UNAVAILABLE_MESSAGES = ("database is locked", "database table is locked", "unable to open database file", "disk i/o error")
 
 
 def is_unavailable(error: sqlite3.OperationalError) -> bool:
     return str(error).lower().startswith(UNAVAILABLE_MESSAGES)
+
+
+def _turn_to_wal(connection: sqlite3.Connection) -> None:
+    """Turning a new file to WAL needs it alone, and while other processes open it too SQLite
+    answers "locked" at once instead of waiting (it skips its busy handler where waiting could
+    deadlock): so the switch is tried again until the busy timeout. Once one has switched, the
+    file stays WAL and the others' switch is a read."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not is_unavailable(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_SECONDS)
 
 
 class _SQLiteTransaction(Transaction):
@@ -60,7 +78,7 @@ class SQLiteStore(SqlStore):
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
+        _turn_to_wal(connection)
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return connection
