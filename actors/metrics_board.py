@@ -22,28 +22,24 @@ PING_SECONDS = 1.0  # a replica too busy to answer in time is kept: only a dead 
 
 class MetricsBoard:
     def __init__(self):
-        self._latest: dict[str, tuple[float, dict, dict]] = {}
-        self._processes: dict[str, object] = {}
+        self._latest: dict[str, tuple[float, dict, dict, object]] = {}
 
     def report(self, who: dict[str, str], snapshot: dict, process=None) -> None:
         """``who``: the replica's labels (``replica``, ``node``, ``pid``); ``process``: its actor
         handle, when it runs in one."""
-        self._latest[who["replica"]] = (time.monotonic(), who, snapshot)
-        if process is not None:
-            self._processes[who["replica"]] = process
+        self._latest[who["replica"]] = (time.monotonic(), who, snapshot, process)
 
     async def latest(self) -> list[tuple[dict[str, str], dict]]:
-        replicas = list(self._latest)
-        dead = {replica for replica, alive in zip(replicas, await asyncio.gather(*map(self._lives, replicas)))
-                if not alive}
+        entries = list(self._latest.items())
+        alive = await asyncio.gather(*(self._lives(process) for _, (_, _, _, process) in entries))
+        dead = {replica for (replica, _), lives in zip(entries, alive) if not lives}
         horizon = time.monotonic() - FORGET_SECONDS
         self._latest = {replica: entry for replica, entry in self._latest.items()
                         if replica not in dead and entry[0] >= horizon}
-        self._processes = {replica: process for replica, process in self._processes.items() if replica in self._latest}
-        return [(who, snapshot) for _, who, snapshot in self._latest.values()]
+        return [(who, snapshot) for _, who, snapshot, _ in self._latest.values()]
 
-    async def _lives(self, replica: str) -> bool:
-        process = self._processes.get(replica)
+    @staticmethod
+    async def _lives(process) -> bool:
         if process is None:
             return True
         try:
