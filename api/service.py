@@ -168,19 +168,25 @@ class BookingService:
 
     async def metrics_text(self) -> str:
         """Every replica's figures (this one's as they are now, the others' as last reported),
-        every block's and the queue's as they answer now, and the store's bookings by status."""
+        every block's and the queue's as they answer now, and the store's bookings by status.
+
+        This replica's figures go to the board before the answer: otherwise the next scrape,
+        answered by another replica, would show them as last reported, behind what this one
+        showed, and a counter would go back."""
         async def ask(call):
             try:
                 return await asyncio.wait_for(call, METRICS_ASK_SECONDS)
             except Exception:
                 return None
 
-        others, queue, bookings, *blocks = await asyncio.gather(
-            ask(self.metrics_board.latest.remote()), ask(self.queue.figures.remote()), ask(self.store.booking_counts()),
+        own = self.replica_figures()
+        others, _, queue, bookings, *blocks = await asyncio.gather(
+            ask(self.metrics_board.latest.remote()), ask(self.metrics_board.report.remote(self.replica, own, self.replica_process)),
+            ask(self.queue.figures.remote()), ask(self.store.booking_counts()),
             *(ask(block.stats.remote()) for block in self.blocks),
         )
         replicas = [(who, figures) for who, figures in others or [] if who["replica"] != self.replica["replica"]]
-        replicas.append((self.replica, self.replica_figures()))
+        replicas.append((self.replica, own))
         names = [block.name for block in self.venue.blocks()]
         return render(Figures(replicas, list(zip(names, blocks)), queue, bookings))
 
