@@ -2,8 +2,9 @@
 
 Ray delivers the block's messages one event-loop step at a time, and every decision is one
 synchronous call into the domain, so no two decisions about a seat can interleave. A
-decision is acknowledged only after the group committer has committed it. On (re)start the actor
-rebuilds its block from the store, expiring holds whose deadline passed while it was down.
+decision is acknowledged only after its ``GroupCommitter`` (below, the block's only way to
+the store) has committed it; what the committer gives up, the actor undoes. On (re)start the
+actor rebuilds its block from the store, expiring holds whose deadline passed while it was down.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, NamedTuple, Sequence
 
 import ray
 
-from actors.batching import GroupCommitter, Outcome
 from domain.booking import Booking, BookingChange, BookingStatus
 from domain.errors import BookingError, StoreUnavailable, TooManySeats
 from domain.payment import Payment, PaymentStatus
@@ -34,6 +34,7 @@ NAMESPACE = "encore"
 EXPIRY_GAP_MIN_SECONDS = 0.01  # holds due within this much of each other are released together
 EXPIRY_RETRY_SECONDS = 0.25
 ACK_TIMEOUT_SECONDS = 15.0
+RETRY_DELAY_MAX_SECONDS = 2.0  # between commits the store refused
 
 
 class HoldRequest(NamedTuple):
@@ -67,6 +68,139 @@ class BlockStatus:
     first_seat_id: int
     version: int
     status: bytes
+
+
+Commit = Callable[[Sequence[BookingChange]], Awaitable[set[str]]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Of one ``write``: bookings refused by the member cap, and claims given up after a failed commit."""
+
+    refused: set[str]
+    failed: set[str]
+
+
+@dataclass
+class _Entry:
+    changes: list[BookingChange]
+    future: asyncio.Future = field(repr=False)
+    refused: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+
+class GroupCommitter:
+    """Group commit for one seat block: every change waiting to be written goes in one transaction.
+    
+    While a transaction is in flight, new changes queue up; the next transaction takes all of
+    them (up to ``batch_changes_max``). So the busier the block, the larger its batches, and
+    the cost of a commit is shared by everyone who waited for it.
+    
+    A batch the store refuses is split by what can be taken back: a decision that claimed seats
+    (a hold, or a re-grant with the payment verdict that made it) is reported failed to its
+    caller, who undoes all of it; every other change (confirmations, releases, expiries, payment
+    verdicts) already happened in memory and is retried until it is written, so the store
+    catches up with what the block decided.
+    
+    What waits in memory is bounded. Past ``changes_max`` changes not yet written (a store that
+    hangs, or refuses for long), new claims are given up at once, as if their commit had
+    failed: their callers undo them and answer ``store_unavailable``. Likewise while changes
+    that already happened wait for a retry (the store refused the last commit): a claim would
+    only wait for a store known to be down. Other changes are always taken: each ends or settles
+    a claim already in memory, so there are never more of them than claims and live seats.
+    """
+
+    def __init__(self, commit: Commit, batch_changes_max: int = 2048, changes_max: int = COMMIT_BACKLOG_MAX):
+        self._commit = commit
+        self._batch_changes_max = batch_changes_max
+        self._changes_max = changes_max
+        self._pending: list[_Entry] = []
+        self._flusher: asyncio.Task | None = None
+        self._unwritten = 0  # changes waiting or in the commit in flight
+        self._retrying = False  # the last commit failed: changes that already happened wait for a retry
+        self.batches = 0
+        self.changes_written = 0
+        self.claims_refused = 0
+
+    @property
+    def backlog(self) -> int:
+        """Changes not yet written: waiting, or in the commit in flight."""
+        return self._unwritten
+
+    def takes_claims(self, count: int) -> bool:
+        """Whether ``count`` more claims would be queued now rather than given up at once."""
+        return not self._retrying and self._unwritten + count <= self._changes_max
+
+    async def write(self, changes: list[BookingChange]) -> Outcome:
+        """Wait until ``changes`` are committed, except claims given up: after a failed commit,
+        or at once while the committer is full or waiting to retry."""
+        changes = list(changes)
+        given_up: set[str] = set()
+        claims = sum(1 for c in changes if c.claims_seats)
+        if claims and not self.takes_claims(claims):
+            self.claims_refused += claims
+            given_up, changes = _without_claims(changes)
+            if not changes:
+                return Outcome(set(), given_up)
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Entry(changes, future, failed=given_up))
+        self._unwritten += len(changes)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        retry_delay = 0.05
+        while self._pending:
+            batch = self._take_batch()
+            try:
+                refused = await self._commit([c for entry in batch for c in entry.changes])
+            except Exception as error:
+                log.warning("commit of %d changes failed: %r", sum(len(e.changes) for e in batch), error)
+                retried = []
+                for entry in batch:
+                    given_up, kept = _without_claims(entry.changes)
+                    entry.failed |= given_up
+                    self._unwritten -= len(entry.changes) - len(kept)
+                    entry.changes = kept
+                    if entry.changes:
+                        retried.append(entry)
+                    else:
+                        self._resolve(entry)
+                self._pending[:0] = retried
+                if retried:
+                    self._retrying = True
+                    await asyncio.sleep(retry_delay)
+                    retry_delay = min(retry_delay * 2, RETRY_DELAY_MAX_SECONDS)
+                continue
+            retry_delay = 0.05
+            self._retrying = False
+            self.batches += 1
+            for entry in batch:
+                self.changes_written += len(entry.changes)
+                entry.refused |= refused & {c.booking.booking_id for c in entry.changes}
+                self._resolve(entry)
+
+    def _resolve(self, entry: _Entry) -> None:
+        self._unwritten -= len(entry.changes)
+        entry.changes = []
+        if not entry.future.done():
+            entry.future.set_result(Outcome(entry.refused, entry.failed))
+
+    def _take_batch(self) -> list[_Entry]:
+        batch, size = [], 0
+        while self._pending and (not batch or size + len(self._pending[0].changes) <= self._batch_changes_max):
+            entry = self._pending.pop(0)
+            batch.append(entry)
+            size += len(entry.changes)
+        return batch
+
+
+def _without_claims(changes: list[BookingChange]) -> tuple[set[str], list[BookingChange]]:
+    """The bookings whose decision claimed seats, and the changes of every other booking: a
+    claim is given up with its whole decision (a re-grant with the verdict that made it)."""
+    given_up = {c.booking.booking_id for c in changes if c.claims_seats}
+    return given_up, [c for c in changes if c.booking.booking_id not in given_up]
 
 
 class SeatBlockActor:

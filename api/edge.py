@@ -128,7 +128,7 @@ class BoundAndMeasured:
 def create_app() -> BoundAndMeasured:
     """FastAPI with every route, wrapped by the edge: the outermost ASGI app Serve runs, so the
     hot routes skip FastAPI's own middleware stack as well as its routing."""
-    app = FastAPI(title="Encore", version="0.7.0", description="Concert ticket booking: queue, seat map, holds, payments.")
+    app = FastAPI(title="Encore", version="0.7.1", description="Concert ticket booking: queue, seat map, holds, payments.")
     errors.install(app)
     app.include_router(routes.router)
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import psutil
 import pymysql
 
-from actors.batching import GroupCommitter
+from actors.seat_block import GroupCommitter
 from domain.booking import new_booking_id
 from domain.errors import BookingError
 from domain.seat_block import AVAILABLE, SeatBlock
@@ -272,7 +272,7 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so our MariaDB is stopped on the way out
     print(f"bench_store {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {psutil.cpu_count()} cores", flush=True)
-    logging.getLogger("actors.batching").setLevel(logging.ERROR)  # failed commits are counted in the rows
+    logging.getLogger("actors.seat_block").setLevel(logging.ERROR)  # failed commits are counted in the rows
     with (own_mariadb() if args.server == "own" else shared_mariadb()) as (server_args, server):
         for writers in map(int, args.writers.split(",")):
             for blocks in map(int, args.blocks.split(",")):

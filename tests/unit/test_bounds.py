@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from actors.batching import Batcher, GroupCommitter
+from actors.batching import Batcher
+from actors.seat_block import GroupCommitter
 from domain.booking import new_booking_id
 from domain.errors import Overloaded
 from domain.seat_block import SeatBlock
