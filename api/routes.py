@@ -124,14 +124,14 @@ async def join_queue(who: Authenticated, svc: Service):
 @router.get("/api/queue", response_model=models.QueueOut, tags=["queue"])
 async def poll_queue(ticket: Annotated[str, Query(min_length=1, max_length=TICKET_CHARS_MAX)],
                      authorization: Annotated[str | None, Header()] = None):
-    """Declared here for the schema; ``api.edge.HotRoutes`` answers it with ``queue_answer``."""
+    """Declared here for the schema; ``api.hot_routes.HotRoutes`` answers it with ``queue_answer``."""
     return await queue_answer(authorization, ticket)
 
 
 @router.get("/api/queue/status", response_model=models.QueueStatusOut, tags=["queue"],
             responses={304: {"description": "the status has not changed since the ETag sent in If-None-Match"}})
 async def queue_status(if_none_match: Annotated[str | None, Header()] = None):
-    """Declared here for the schema; ``api.edge.HotRoutes`` answers it with ``queue_status_answer``."""
+    """Declared here for the schema; ``api.hot_routes.HotRoutes`` answers it with ``queue_status_answer``."""
     return await queue_status_answer(if_none_match)
 
 
@@ -170,7 +170,7 @@ async def venue(svc: Service, response: Response):
             responses={304: {"description": "the map has not changed since the ETag sent in If-None-Match"}})
 async def seats(if_none_match: Annotated[str | None, Header()] = None,
                 accept_encoding: Annotated[str | None, Header()] = None):
-    """Declared here for the schema; ``api.edge.HotRoutes`` answers it with ``seat_map_answer``."""
+    """Declared here for the schema; ``api.hot_routes.HotRoutes`` answers it with ``seat_map_answer``."""
     return await seat_map_answer(if_none_match, accept_encoding)
 
 
@@ -179,7 +179,7 @@ async def seats(if_none_match: Annotated[str | None, Header()] = None,
 @router.post("/api/holds", status_code=201, response_model=models.HoldOut, tags=["bookings"],
              responses={409: {"model": models.Problem}, 422: {"model": models.Problem}})
 async def hold(body: models.HoldIn, who: Writer, svc: Service, key: IdempotencyKey = None):
-    """Declared here for the schema; ``api.edge.HotRoutes`` answers it with ``hold_answer``."""
+    """Declared here for the schema; ``api.hot_routes.HotRoutes`` answers it with ``hold_answer``."""
     return await hold_once(svc, who, body, key)
 
 

@@ -19,8 +19,6 @@ import hashlib
 import json
 import logging
 
-from domain.errors import BookingError
-from domain.seat_block import AVAILABLE, hold_refusal
 from domain.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -31,7 +29,6 @@ FOLLOW_WAIT_SECONDS = 5.0
 
 class SeatMap:
     def __init__(self, venue: Venue, blocks: list, interval_ms: int):
-        self._venue = venue
         self._blocks = blocks
         self._starts = [b.first_seat_id for b in venue.blocks()]
         self._versions = [-1] * len(blocks)
@@ -68,18 +65,17 @@ class SeatMap:
     def status(self) -> bytes:
         return bytes(self._status)
 
-    def current(self, index: int) -> bool:
-        """Block ``index`` holds this map's open question, so it has released no seat that
-        the map shows taken (or the news is on its way)."""
-        return self._open[index]
+    @property
+    def seats(self) -> bytes | bytearray:
+        """The seats as the map shows them now, one byte each: read in place, never written,
+        by the hold's refusal (``domain.seat_block.hold_refusal``), which a copy would cost."""
+        return self._status
 
-    def hold_refusal(self, seat_ids) -> BookingError | None:
-        """``domain.seat_block.hold_refusal`` by this map as it is now."""
-        return hold_refusal(self._venue, self._status, self._open, seat_ids)
-
-    def taken(self, seat_ids) -> list[int]:
-        """The seats among ``seat_ids`` that this map shows held or sold."""
-        return [seat for seat in seat_ids if self._status[seat] != AVAILABLE]
+    @property
+    def blocks_current(self) -> list[bool]:
+        """Per block: it holds this map's open question, so it has released no seat that the
+        map shows taken (or the news is on its way)."""
+        return self._open
 
     def _take(self, index: int, answer) -> None:
         if answer is not None:

@@ -27,6 +27,7 @@ from api.seatmap import SeatMap
 from domain.booking import Booking, BookingStatus, new_booking_id, visible_booking
 from domain.errors import BookingError, BookingNotHeld, Refusal, SeatUnavailable
 from domain.payment import Payment, PaymentStatus
+from domain.seat_block import hold_refusal
 from domain.venue import distinct_seats
 from encore.settings import Settings
 from payments import CallbackPayload, MockProviders, Provider
@@ -255,7 +256,7 @@ class BookingService:
     def hold_refusal(self, seat_ids: list[int]) -> BookingError | None:
         """Why these seats are refused before their block is asked, if they are
         (``domain.seat_block.hold_refusal`` by this replica's seat map); asked once per hold."""
-        refusal = self.seat_map.hold_refusal(seat_ids)
+        refusal = hold_refusal(self.venue, self.seat_map.seats, self.seat_map.blocks_current, seat_ids)
         if isinstance(refusal, SeatUnavailable):
             self.metrics.count_hold("refused_by_map")
         return refusal

@@ -4,7 +4,7 @@ Most hold attempts of a busy sale are refused from the replica's seat map before
 changes (13-17 attempts per seat sold). Each is still remembered under its Idempotency-Key,
 so that the same key and body get the same answer (docs/API.md): one row in one batched
 INSERT. This benchmark answers the same refusals in one process, in turn, with the ledger
-(``IdempotencyLedger.run_once`` with the refusal, as ``api.routes.hold_once`` does) and
+(``IdempotencyLedger.run_once`` with the refusal, as ``api.hot_routes.hold_once`` does) and
 without it (the refusal's bytes alone), in waves of concurrent requests as a replica sees
 them, and prints the process's CPU and mariadbd's per refusal, medians over the rounds.
 

@@ -100,7 +100,7 @@ def test_the_replica_map_hears_of_a_release_at_once(blocks):
         following = asyncio.create_task(seat_map.run_forever())
         try:
             await asyncio.wait_for(seat_map.fresh.wait(), 30)
-            before, current = seat_map.status(), seat_map.current(1)
+            before, current = seat_map.status(), seat_map.blocks_current[1]
             await actors[1].cancel.remote(held.booking_id, members[3])
             for _ in range(100):
                 if seat_map.status()[seat] == ord("A"):
