@@ -14,12 +14,12 @@ Call = Callable[[Hashable, list], Awaitable[list]]
 
 class Batcher:
     """Carry many requests to an actor in one call: one batch per key (a seat block) at a time.
-    
+
     While a block's call is in flight, new requests for that block wait and go together in the
     next call, so batches grow with load. A request that finds its key idle waits
     ``linger_seconds`` for others before its call goes (none by default): a call and its commit
     cost the actor far more than one more request in them.
-    
+
     At most ``waiting_max`` requests wait per key. While the call in flight hangs (a store that
     does not answer, an actor restarting), more are refused at once with ``Overloaded`` rather
     than kept in memory: each waiting request is a connection, a future and its body.

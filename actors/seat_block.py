@@ -91,17 +91,17 @@ class _Entry:
 
 class GroupCommitter:
     """Group commit for one seat block: every change waiting to be written goes in one transaction.
-    
+
     While a transaction is in flight, new changes queue up; the next transaction takes all of
     them (up to ``batch_changes_max``). So the busier the block, the larger its batches, and
     the cost of a commit is shared by everyone who waited for it.
-    
+
     A batch the store refuses is split by what can be taken back: a decision that claimed seats
     (a hold, or a re-grant with the payment verdict that made it) is reported failed to its
     caller, who undoes all of it; every other change (confirmations, releases, expiries, payment
     verdicts) already happened in memory and is retried until it is written, so the store
     catches up with what the block decided.
-    
+
     What waits in memory is bounded. Past ``changes_max`` changes not yet written (a store that
     hangs, or refuses for long), new claims are given up at once, as if their commit had
     failed: their callers undo them and answer ``store_unavailable``. Likewise while changes
