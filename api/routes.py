@@ -334,7 +334,7 @@ async def admin_dashboard(who: Authenticated, svc: Service):
     """Seats sold, held and available per grade (from the replica's current seat map), payments
     by status, bookings by status."""
     admin_only(who)
-    counts = seats_by_grade(svc.prices, svc.seat_map.status())
+    counts = seats_by_grade(svc.prices, bytes(svc.seat_map.seats))
     payments = await svc.store.payment_counts()
     return models.DashboardOut(
         seats_version=str(svc.seat_map.version),

@@ -62,13 +62,11 @@ class SeatMap:
             self._body_gzip = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
         return self._body_gzip
 
-    def status(self) -> bytes:
-        return bytes(self._status)
-
     @property
-    def seats(self) -> bytes | bytearray:
-        """The seats as the map shows them now, one byte each: read in place, never written,
-        by the hold's refusal (``domain.seat_block.hold_refusal``), which a copy would cost."""
+    def seats(self) -> bytearray:
+        """The seats as the map shows them now, one byte each: read in place, never written
+        (a hold's refusal reads a few of them, and a copy would cost it more); ``bytes()`` of it
+        is a moment's snapshot."""
         return self._status
 
     @property
